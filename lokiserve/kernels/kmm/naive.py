@@ -1,0 +1,57 @@
+"""Plain PyTorch reference for KMM retrieval: the oracle for every kernel.
+
+It materialises the full score matrix, which is exactly what the Triton
+kernel avoids; it is written for clarity and for exact tie-breaking
+(stable sort: equal scores keep the lower slot index first).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def kmm_field_outputs(
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, topk: int
+) -> torch.Tensor:
+    """Retrieve from every field independently, without summing.
+
+    q: [B, H, d_k]; keys: [F, N, d_k]; values: [F, N, d_v]
+    returns [B, H, F, d_v] in float32 (the caller decides how fields combine;
+    training uses this to route gradients per field).
+    """
+    F, N, d_k = keys.shape
+    if not 1 <= topk <= N:
+        raise ValueError(f"topk={topk} must be in [1, N={N}]")
+    scale = 1.0 / math.sqrt(d_k)
+    scores = torch.einsum("bhd,fnd->bhfn", q.float(), keys.float()) * scale  # (B, H, F, N)
+    # Stable descending sort: ties resolve to the lower slot index, the
+    # contract every implementation must honour.
+    top_scores, top_idx = torch.sort(scores, dim=-1, descending=True, stable=True)
+    top_scores, top_idx = top_scores[..., :topk], top_idx[..., :topk]  # (B, H, F, k)
+    weights = torch.softmax(top_scores, dim=-1)  # fp32 softmax over the selected
+    B, H = q.shape[:2]
+    flat_idx = top_idx + torch.arange(F, device=q.device).view(1, 1, F, 1) * N
+    picked = values.reshape(F * N, -1).float()[flat_idx.reshape(-1)]
+    picked = picked.view(B, H, F, topk, -1)  # (B, H, F, k, d_v)
+    return torch.einsum("bhfk,bhfkd->bhfd", weights, picked)
+
+
+def kmm_decode_reference(
+    q: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    enabled: torch.Tensor,
+    topk: int,
+) -> torch.Tensor:
+    """KMM retrieval, summed over enabled fields.
+
+    q: [B, H, d_k]; keys: [F, N, d_k]; values: [F, N, d_v]; enabled: [F] bool
+    returns out: [B, H, d_v] in q's dtype. A disabled field contributes
+    exactly 0 (it is masked out, not multiplied, so it cannot leak NaN).
+    """
+    per_field = kmm_field_outputs(q, keys, values, topk)  # (B, H, F, d_v)
+    mask = enabled.to(device=q.device, dtype=torch.bool).view(1, 1, -1, 1)
+    out = torch.where(mask, per_field, torch.zeros((), device=q.device)).sum(dim=2)
+    return out.to(q.dtype)

@@ -1,0 +1,585 @@
+"""LoKiFormer reference model in plain PyTorch: the oracle for every other part.
+
+How it departs from a standard decoder (RMSNorm, RoPE, SwiGLU, GQA):
+
+* Local Fusion Attention (LFA): the normalised input of attention first goes
+  through a causal depthwise convolution over time, fused back with a learned
+  per-channel gate, ``z = u + g * dwconv(u)``. Decoding therefore carries a
+  rolling conv state (last ``lfa_kernel_size - 1`` inputs) beside the KV cache.
+* Latent KV: keys and values come from a low-rank latent ``c = W_dkv z``.
+* Knowledge Memory Module (KMM): the same latent queries a parametric
+  key-value memory split into named *fields*; each enabled field is searched
+  independently (top-k, softmax over the selected), outputs summed. A field is
+  the same slice of the memory in every KMM layer, which is what makes it
+  addressable: it can be exported, replaced or zeroed at runtime.
+
+Attention and memory read the same block input and are added in parallel:
+``h = h + attn(z) + kmm(c)``; then ``h = h + swiglu(rmsnorm(h))``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from transformers import AutoConfig, GenerationMixin, PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from lokiserve.kernels.kmm.naive import kmm_field_outputs
+
+# --------------------------------------------------------------------------- config
+
+
+class LoKiFormerConfig(PretrainedConfig):
+    """Every number the reference model, the vLLM plugin and field files agree on."""
+
+    model_type = "lokiformer"
+
+    def __init__(
+        self,
+        vocab_size: int = 4096,
+        hidden_size: int = 256,
+        num_hidden_layers: int = 4,
+        num_attention_heads: int = 4,
+        num_key_value_heads: int = 2,
+        head_dim: int = 64,
+        intermediate_size: int = 704,
+        rms_norm_eps: float = 1e-5,
+        rope_theta: float = 10000.0,
+        max_position_embeddings: int = 1024,
+        tie_word_embeddings: bool = True,
+        lfa_kernel_size: int = 4,
+        kv_latent_dim: int = 128,
+        kmm_layers: list[int] | None = None,
+        kmm_num_fields: int = 5,
+        kmm_slots_per_field: int = 512,
+        kmm_key_dim: int = 64,
+        kmm_value_dim: int = 64,
+        kmm_heads: int = 4,
+        kmm_topk: int = 8,
+        kmm_field_names: list[str] | None = None,
+        **kwargs,
+    ):
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.num_key_value_heads = num_key_value_heads
+        self.head_dim = head_dim
+        self.intermediate_size = intermediate_size
+        self.rms_norm_eps = rms_norm_eps
+        self.rope_theta = rope_theta
+        self.max_position_embeddings = max_position_embeddings
+        self.lfa_kernel_size = lfa_kernel_size
+        self.kv_latent_dim = kv_latent_dim
+        self.kmm_layers = list(kmm_layers) if kmm_layers is not None else [1, 3]
+        self.kmm_num_fields = kmm_num_fields
+        self.kmm_slots_per_field = kmm_slots_per_field
+        self.kmm_key_dim = kmm_key_dim
+        self.kmm_value_dim = kmm_value_dim
+        self.kmm_heads = kmm_heads
+        self.kmm_topk = kmm_topk
+        if kmm_field_names is None:
+            kmm_field_names = [f"field{i}" for i in range(kmm_num_fields)]
+        self.kmm_field_names = list(kmm_field_names)
+        kwargs.setdefault("architectures", ["LoKiFormerForCausalLM"])
+        super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse combinations the model cannot run, naming the problem."""
+        positive = (
+            "vocab_size hidden_size num_hidden_layers num_attention_heads num_key_value_heads "
+            "head_dim intermediate_size lfa_kernel_size kv_latent_dim kmm_num_fields "
+            "kmm_slots_per_field kmm_key_dim kmm_value_dim kmm_heads kmm_topk"
+        ).split()
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_key_value_heads={self.num_key_value_heads} does not divide "
+                f"num_attention_heads={self.num_attention_heads}"
+            )
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim={self.head_dim} must be even for RoPE")
+        if self.kmm_topk > self.kmm_slots_per_field:
+            raise ValueError(
+                f"kmm_topk={self.kmm_topk} exceeds kmm_slots_per_field={self.kmm_slots_per_field}"
+            )
+        if len(self.kmm_field_names) != self.kmm_num_fields:
+            raise ValueError(
+                f"kmm_field_names has {len(self.kmm_field_names)} names "
+                f"but kmm_num_fields={self.kmm_num_fields}"
+            )
+        seen: set[str] = set()
+        for name in self.kmm_field_names:
+            if not isinstance(name, str) or not name or name.isdigit():
+                raise ValueError(f"field name {name!r} must be a non-empty, non-numeric string")
+            if name in seen:
+                raise ValueError(f"duplicate field name {name!r} in kmm_field_names")
+            seen.add(name)
+        if len(set(self.kmm_layers)) != len(self.kmm_layers):
+            raise ValueError(f"duplicate layer in kmm_layers={self.kmm_layers}")
+        for layer in self.kmm_layers:
+            if not isinstance(layer, int) or not 0 <= layer < self.num_hidden_layers:
+                raise ValueError(
+                    f"KMM layer {layer!r} out of range for num_hidden_layers={self.num_hidden_layers}"
+                )
+
+    @property
+    def memory_geometry(self) -> "MemoryGeometry":
+        from lokiserve.memory import MemoryGeometry
+
+        return MemoryGeometry(
+            layers=tuple(sorted(self.kmm_layers)),
+            num_fields=self.kmm_num_fields,
+            slots=self.kmm_slots_per_field,
+            key_dim=self.kmm_key_dim,
+            value_dim=self.kmm_value_dim,
+            heads=self.kmm_heads,
+            topk=self.kmm_topk,
+        )
+
+
+AutoConfig.register("lokiformer", LoKiFormerConfig, exist_ok=True)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+@dataclass
+class LayerState:
+    """Decode state of one block: KV for attention, last inputs for the LFA conv."""
+
+    k: torch.Tensor  # (B, kv_heads, T_past, head_dim)
+    v: torch.Tensor  # (B, kv_heads, T_past, head_dim)
+    conv: torch.Tensor  # (B, d, kernel-1): the last kernel-1 conv inputs
+
+
+class LoKiFormerCache:
+    """KV + LFA conv state for every layer; what makes cached decode exact."""
+
+    def __init__(self, num_layers: int):
+        self.layers: list[LayerState | None] = [None] * num_layers
+        self.mask: torch.Tensor | None = None  # (B, T_past) attention mask so far
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        state = self.layers[layer_idx]
+        return 0 if state is None else state.k.shape[2]
+
+
+# --------------------------------------------------------------------------- modules
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in fp32 like vLLM's RMSNorm, so both agree in low precision.
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (xf * self.weight.float()).to(x.dtype)
+
+
+class LocalFusion(nn.Module):
+    """LFA: z = u + g * dwconv_causal(u), a depthwise conv over time with a gate."""
+
+    def __init__(self, dim: int, kernel_size: int):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.conv_weight = nn.Parameter(torch.empty(dim, kernel_size))  # (d, K), last tap = current token
+        self.gate = nn.Parameter(torch.empty(dim))
+
+    def forward(
+        self, u: torch.Tensor, conv_state: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """u: (B, T, d); conv_state: (B, d, K-1) past inputs or None (zeros).
+
+        Returns z (B, T, d) and the new conv state (B, d, K-1).
+        """
+        B, T, d = u.shape
+        K = self.kernel_size
+        x = u.transpose(1, 2)  # (B, d, T)
+        if conv_state is None:
+            conv_state = x.new_zeros(B, d, K - 1)
+        x = torch.cat([conv_state.to(x.dtype), x], dim=-1)  # (B, d, K-1+T)
+        y = F.conv1d(x, self.conv_weight.unsqueeze(1), groups=d)  # (B, d, T)
+        new_state = x[:, :, x.shape[-1] - (K - 1) :]
+        z = u + self.gate * y.transpose(1, 2)
+        return z, new_state
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rope_cos_sin(
+    positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Neox-style RoPE tables for positions (B, T) -> (B, 1, T, head_dim)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device).float() / head_dim))
+    freqs = positions.float().unsqueeze(-1) * inv_freq  # (B, T, hd/2)
+    emb = torch.cat([freqs, freqs], dim=-1).unsqueeze(1)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+class LatentAttention(nn.Module):
+    """Causal GQA attention whose keys and values come from a low-rank latent."""
+
+    def __init__(self, config: LoKiFormerConfig):
+        super().__init__()
+        d = config.hidden_size
+        self.n_heads = config.num_attention_heads
+        self.n_kv = config.num_key_value_heads
+        self.head_dim = config.head_dim
+        self.q_proj = nn.Linear(d, self.n_heads * self.head_dim, bias=False)
+        self.kv_down = nn.Linear(d, config.kv_latent_dim, bias=False)  # W_dkv
+        self.k_up = nn.Linear(config.kv_latent_dim, self.n_kv * self.head_dim, bias=False)  # W_uk
+        self.v_up = nn.Linear(config.kv_latent_dim, self.n_kv * self.head_dim, bias=False)  # W_uv
+        self.o_proj = nn.Linear(self.n_heads * self.head_dim, d, bias=False)
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        key_mask: torch.Tensor,
+        past: LayerState | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z: (B, T, d); c: (B, T, latent); key_mask: (B, T_past+T) bool."""
+        B, T, _ = z.shape
+        q = self.q_proj(z).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
+        k = self.k_up(c).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
+        v = self.v_up(c).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        if past is not None:
+            k = torch.cat([past.k, k], dim=2)
+            v = torch.cat([past.v, v], dim=2)
+        S = k.shape[2]
+        # Causal over absolute positions: query t sees keys up to S - T + t.
+        causal = torch.ones(T, S, dtype=torch.bool, device=z.device).tril(S - T)
+        mask = causal.unsqueeze(0) & key_mask[:, None, :]  # (B, T, S)
+        # A fully masked row (a left-pad query) would softmax to NaN; let it see itself.
+        own = torch.zeros(T, S, dtype=torch.bool, device=z.device)
+        own[torch.arange(T), torch.arange(S - T, S)] = True
+        mask = mask | (own.unsqueeze(0) & ~mask.any(-1, keepdim=True))
+        rep = self.n_heads // self.n_kv
+        kk = k.repeat_interleave(rep, dim=1)
+        vv = v.repeat_interleave(rep, dim=1)
+        out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask.unsqueeze(1))  # (B, H, T, hd)
+        out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
+        return self.o_proj(out), k, v
+
+
+class KnowledgeMemory(nn.Module):
+    """KMM: per-field top-k retrieval from a parametric key-value memory.
+
+    ``keys``/``values`` hold every field of this layer; ``enabled`` says which
+    fields take part (a zeroed field contributes exactly 0).
+    """
+
+    def __init__(self, config: LoKiFormerConfig):
+        super().__init__()
+        g = config.memory_geometry
+        self.heads, self.key_dim, self.value_dim, self.topk = g.heads, g.key_dim, g.value_dim, g.topk
+        self.query = nn.Linear(config.kv_latent_dim, g.heads * g.key_dim, bias=False)  # W_mq
+        self.out = nn.Linear(g.heads * g.value_dim, config.hidden_size, bias=False)  # W_mo
+        self.keys = nn.Parameter(torch.empty(g.num_fields, g.slots, g.key_dim))  # (F, N, d_k)
+        self.values = nn.Parameter(torch.empty(g.num_fields, g.slots, g.value_dim))  # (F, N, d_v)
+        self.register_buffer("enabled", torch.ones(g.num_fields, dtype=torch.bool))
+
+    def forward(
+        self,
+        c: torch.Tensor,
+        field_scale: torch.Tensor | None = None,
+        grad_fields: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """c: (B, T, latent) -> (B, T, d).
+
+        Training hooks (None at inference): ``field_scale`` (B, F) multiplies
+        each field's output per sequence (field dropout); ``grad_fields`` (B, F)
+        bool says which fields may receive gradient from that sequence.
+        """
+        B, T, _ = c.shape
+        q = self.query(c).view(B * T, self.heads, self.key_dim)
+        per_field = kmm_field_outputs(q, self.keys, self.values, self.topk)  # (BT, H, F, d_v) fp32
+        if grad_fields is not None:
+            frozen = kmm_field_outputs(q, self.keys.detach(), self.values.detach(), self.topk)
+            allow = grad_fields.repeat_interleave(T, dim=0).view(B * T, 1, -1, 1)
+            per_field = torch.where(allow, per_field, frozen)
+        mask = self.enabled.view(1, 1, -1, 1)
+        per_field = torch.where(mask, per_field, torch.zeros((), device=c.device))
+        if field_scale is not None:
+            per_field = per_field * field_scale.repeat_interleave(T, dim=0).view(B * T, 1, -1, 1)
+        r = per_field.sum(dim=2).to(c.dtype)  # (BT, H, d_v)
+        return self.out(r.reshape(B, T, self.heads * self.value_dim))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.gate_proj = nn.Linear(dim, hidden, bias=False)
+        self.up_proj = nn.Linear(dim, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class LoKiFormerBlock(nn.Module):
+    def __init__(self, config: LoKiFormerConfig, layer_idx: int):
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.lfa = LocalFusion(config.hidden_size, config.lfa_kernel_size)
+        self.attn = LatentAttention(config)
+        self.kmm = KnowledgeMemory(config) if layer_idx in config.kmm_layers else None
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = SwiGLU(config.hidden_size, config.intermediate_size)
+
+    def forward(self, h, cos, sin, key_mask, pad_mask, past, kmm_kwargs):
+        u = self.input_layernorm(h)  # (B, T, d)
+        # Left padding must look like "no input yet" to the conv: zero it.
+        u_in = u * pad_mask.unsqueeze(-1).to(u.dtype)
+        z, conv_state = self.lfa(u_in, None if past is None else past.conv)
+        z = z + (u - u_in)  # padded positions keep u, so they stay finite and harmless
+        c = self.attn.kv_down(z)  # (B, T, latent)
+        a, k, v = self.attn(z, c, cos, sin, key_mask, past)
+        h = h + a
+        if self.kmm is not None:
+            h = h + self.kmm(c, **kmm_kwargs)
+        h = h + self.mlp(self.post_attention_layernorm(h))
+        return h, LayerState(k=k, v=v, conv=conv_state)
+
+
+# --------------------------------------------------------------------------- model
+
+
+class LoKiFormerPreTrainedModel(PreTrainedModel):
+    config_class = LoKiFormerConfig
+    base_model_prefix = "model"
+    _no_split_modules = ["LoKiFormerBlock"]
+    _supports_sdpa = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = 0.02
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=std)
+        elif isinstance(module, RMSNorm):
+            nn.init.ones_(module.weight)
+        elif isinstance(module, LocalFusion):
+            nn.init.normal_(module.conv_weight, std=1.0 / math.sqrt(module.kernel_size))
+            nn.init.constant_(module.gate, 0.1)
+        elif isinstance(module, KnowledgeMemory):
+            nn.init.normal_(module.keys, std=1.0)
+            nn.init.normal_(module.values, std=std)
+            module.enabled.fill_(True)
+
+
+class LoKiFormerModel(LoKiFormerPreTrainedModel):
+    def __init__(self, config: LoKiFormerConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(LoKiFormerBlock(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.post_init()
+
+    def forward(self, input_ids, attention_mask=None, cache=None, kmm_kwargs=None):
+        B, T = input_ids.shape
+        h = self.embed_tokens(input_ids)  # (B, T, d)
+        if attention_mask is None:
+            attention_mask = torch.ones(B, T, dtype=torch.bool, device=input_ids.device)
+        attention_mask = attention_mask.bool()
+        past_mask = cache.mask if cache is not None and cache.mask is not None else None
+        if past_mask is not None and attention_mask.shape[1] > T:
+            attention_mask = attention_mask[:, -T:]  # generate() passes the full-length mask
+        key_mask = attention_mask if past_mask is None else torch.cat([past_mask, attention_mask], 1)
+        # Positions count only real tokens, so left padding does not shift RoPE.
+        positions = (key_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
+        cos, sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, h.dtype)
+        new_states = []
+        for i, layer in enumerate(self.layers):
+            past = None if cache is None else cache.layers[i]
+            h, state = layer(h, cos, sin, key_mask, attention_mask, past, kmm_kwargs or {})
+            new_states.append(state)
+        if cache is not None:
+            cache.layers = new_states
+            cache.mask = key_mask
+        return self.norm(h)
+
+
+class LoKiFormerForCausalLM(LoKiFormerPreTrainedModel, GenerationMixin):
+    """Causal LM head + the field API that hot swapping is built on."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: LoKiFormerConfig):
+        super().__init__(config)
+        self.model = LoKiFormerModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.model.embed_tokens = value
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, value):
+        self.lm_head = value
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        past_key_values: LoKiFormerCache | None = None,
+        use_cache: bool | None = None,
+        labels: torch.LongTensor | None = None,
+        kmm_field_scale: torch.Tensor | None = None,
+        kmm_grad_fields: torch.Tensor | None = None,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        cache = past_key_values if isinstance(past_key_values, LoKiFormerCache) else None
+        if cache is None and use_cache:
+            cache = LoKiFormerCache(self.config.num_hidden_layers)
+        kmm_kwargs = {}
+        if kmm_field_scale is not None:
+            kmm_kwargs["field_scale"] = kmm_field_scale
+        if kmm_grad_fields is not None:
+            kmm_kwargs["grad_fields"] = kmm_grad_fields
+        hidden = self.model(input_ids, attention_mask, cache, kmm_kwargs)
+        logits = self.lm_head(hidden).float()
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100
+            )
+        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=cache if use_cache else None)
+
+    def prepare_inputs_for_generation(
+        self, input_ids, past_key_values=None, attention_mask=None, use_cache=True, **kwargs
+    ):
+        """Feed only the tokens the cache has not seen; our cache is not a transformers Cache."""
+        cache = past_key_values if isinstance(past_key_values, LoKiFormerCache) else None
+        if use_cache and cache is None:
+            cache = LoKiFormerCache(self.config.num_hidden_layers)
+        if cache is not None:
+            seen = cache.get_seq_length()
+            input_ids = input_ids[:, seen:]
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "past_key_values": cache,
+            "use_cache": use_cache,
+        }
+
+    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, is_encoder_decoder=False, num_new_tokens=1):
+        model_kwargs["past_key_values"] = outputs.past_key_values
+        mask = model_kwargs.get("attention_mask")
+        if mask is not None:
+            model_kwargs["attention_mask"] = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
+        return model_kwargs
+
+    def _prepare_cache_for_generation(self, *args, **kwargs):
+        """Our cache is created lazily in prepare_inputs_for_generation."""
+        return None
+
+    def _supports_default_dynamic_cache(self) -> bool:  # transformers asks before building a DynamicCache
+        return False
+
+    # ------------------------------------------------------------------ fields
+
+    def memory_modules(self) -> dict[int, KnowledgeMemory]:
+        return {i: layer.kmm for i, layer in enumerate(self.model.layers) if layer.kmm is not None}
+
+    @property
+    def field_names(self) -> list[str]:
+        return list(self.config.kmm_field_names)
+
+    def field_index(self, field_id: int | str) -> int:
+        from lokiserve.memory import resolve_field_id
+
+        return resolve_field_id(self.field_names, field_id)
+
+    def backbone_tensors(self) -> Iterable[tuple[str, torch.Tensor]]:
+        """Every weight except the field memory itself (what a field depends on)."""
+        for name, tensor in self.state_dict().items():
+            if not is_memory_tensor(name):
+                yield name, tensor
+
+    def backbone_hash(self) -> str:
+        from lokiserve.memory import backbone_hash
+
+        return backbone_hash(self.backbone_tensors(), self.config.memory_geometry)
+
+    def field_state(self, field_id: int | str) -> str:
+        f = self.field_index(field_id)
+        kmm = next(iter(self.memory_modules().values()), None)
+        return "active" if kmm is None or bool(kmm.enabled[f]) else "zeroed"
+
+    def export_field(self, field_id: int | str, **metadata: str):
+        """The live contents of one field, as a Field bound to this backbone."""
+        from lokiserve.memory import Field
+
+        f = self.field_index(field_id)
+        mems = self.memory_modules()
+        return Field(
+            name=self.field_names[f],
+            keys={i: m.keys.detach()[f].float().clone() for i, m in mems.items()},
+            values={i: m.values.detach()[f].float().clone() for i, m in mems.items()},
+            backbone=self.backbone_hash(),
+            metadata=metadata,
+        )
+
+    @torch.no_grad()
+    def apply_field(self, field_id: int | str, field, *, backbone: str | None = None) -> None:
+        """Validate ``field`` against this model, then replace slice ``field_id``
+        in every KMM layer. On any error nothing changes. An all-zero field is
+        the empty field: it is stored and marked zeroed."""
+        f = self.field_index(field_id)
+        field.check_compatible(self.config.memory_geometry, backbone or self.backbone_hash())
+        for i, mem in self.memory_modules().items():
+            mem.keys[f].copy_(field.keys[i])
+            mem.values[f].copy_(field.values[i])
+            mem.enabled[f] = not field.is_empty()
+
+    @torch.no_grad()
+    def zero_field(self, field_id: int | str) -> None:
+        """Remove a field: its memory is cleared and it is excluded from retrieval."""
+        f = self.field_index(field_id)
+        for mem in self.memory_modules().values():
+            mem.keys[f].zero_()
+            mem.values[f].zero_()
+            mem.enabled[f] = False
+
+
+def is_memory_tensor(name: str) -> bool:
+    """Names of the field memory in a checkpoint (keys, values, enabled mask)."""
+    return ".kmm." in name and name.rsplit(".", 1)[-1] in ("keys", "values", "enabled")
+
+
+__all__ = [
+    "LoKiFormerConfig",
+    "LoKiFormerForCausalLM",
+    "LoKiFormerModel",
+    "LoKiFormerCache",
+    "is_memory_tensor",
+]
