@@ -90,19 +90,37 @@ class MemoryGeometry:
         return 4 * sum(a * b for a, b in self.tensor_shapes().values())
 
 
-def backbone_hash(tensors: Iterable[tuple[str, torch.Tensor]], geometry: MemoryGeometry) -> str:
-    """sha256 over the backbone weights (as float32, sorted by name) and the
-    memory geometry: a field is only meaningful against the exact weights
-    that produce its queries and read its values."""
-    h = hashlib.sha256()
-    geo = {k: list(v) if isinstance(v, tuple) else v for k, v in geometry.__dict__.items()}
-    h.update(json.dumps(geo, sort_keys=True).encode())
-    for name, tensor in sorted(tensors, key=lambda item: item[0]):
-        h.update(name.encode() + b"\0")
+class BackboneHasher:
+    """Streaming backbone hash: tensors may arrive in any order (a checkpoint
+    loader sees them one at a time), each is digested on arrival and only the
+    digests are kept, sorted by name at the end."""
+
+    def __init__(self) -> None:
+        self._digests: dict[str, bytes] = {}
+
+    def add(self, name: str, tensor: torch.Tensor) -> None:
         t = tensor.detach().to(device="cpu", dtype=torch.float32).contiguous()
-        h.update(str(tuple(t.shape)).encode())
+        h = hashlib.sha256(str(tuple(t.shape)).encode())
         h.update(t.numpy().tobytes())
-    return h.hexdigest()
+        self._digests[name] = h.digest()
+
+    def hexdigest(self, geometry: MemoryGeometry) -> str:
+        h = hashlib.sha256()
+        geo = {k: list(v) if isinstance(v, tuple) else v for k, v in geometry.__dict__.items()}
+        h.update(json.dumps(geo, sort_keys=True).encode())
+        for name in sorted(self._digests):
+            h.update(name.encode() + b"\0" + self._digests[name])
+        return h.hexdigest()
+
+
+def backbone_hash(tensors: Iterable[tuple[str, torch.Tensor]], geometry: MemoryGeometry) -> str:
+    """sha256 over the backbone weights (as float32, by name) and the memory
+    geometry: a field is only meaningful against the exact weights that
+    produce its queries and read its values."""
+    hasher = BackboneHasher()
+    for name, tensor in tensors:
+        hasher.add(name, tensor)
+    return hasher.hexdigest(geometry)
 
 
 def resolve_field_id(names: list[str], field_id: int | str) -> int:
@@ -144,11 +162,7 @@ class Field:
     def sha256(self) -> str:
         """Checksum of the contents (tensors only, not metadata): equal
         checksums mean the model behaves identically with either field."""
-        h = hashlib.sha256()
-        for name, t in self.tensors().items():
-            h.update(name.encode() + b"\0")
-            h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-        return h.hexdigest()
+        return tensors_sha256(self.tensors())
 
     def check_compatible(self, geometry: MemoryGeometry, backbone: str) -> None:
         """Raise FieldError unless this field fits ``geometry`` and ``backbone``."""
@@ -164,6 +178,16 @@ class Field:
         meta.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         meta.update(format=FORMAT, name=self.name, backbone=self.backbone)
         return meta
+
+
+def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over field tensors as float32, in field-file order (layer, then
+    keys before values); also what a serving rank reports for its shard."""
+    h = hashlib.sha256()
+    for name in sorted(tensors, key=lambda n: (int(n.split(".")[1]), n)):
+        h.update(name.encode() + b"\0")
+        h.update(tensors[name].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def check_tensors(tensors: Mapping[str, torch.Tensor], geometry: MemoryGeometry) -> None:
@@ -365,9 +389,11 @@ __all__ = [
     "FieldBackboneError",
     "FieldContentError",
     "MemoryGeometry",
+    "BackboneHasher",
     "backbone_hash",
     "read_field",
     "write_field",
     "field_to_bytes",
     "resolve_field_id",
+    "tensors_sha256",
 ]

@@ -522,7 +522,7 @@ class LoKiFormerForCausalLM(LoKiFormerPreTrainedModel, GenerationMixin):
     def backbone_tensors(self) -> Iterable[tuple[str, torch.Tensor]]:
         """Every weight except the field memory itself (what a field depends on)."""
         for name, tensor in self.state_dict().items():
-            if not is_memory_tensor(name):
+            if is_backbone_tensor(name, self.config.tie_word_embeddings):
                 yield name, tensor
 
     def backbone_hash(self) -> str:
@@ -576,10 +576,17 @@ def is_memory_tensor(name: str) -> bool:
     return ".kmm." in name and name.rsplit(".", 1)[-1] in ("keys", "values", "enabled")
 
 
+def is_backbone_tensor(name: str, tied_embeddings: bool) -> bool:
+    """Checkpoint tensors a field depends on: all but the memory itself (and the
+    tied LM head, which is the embedding under another name and is not saved)."""
+    return not is_memory_tensor(name) and not (tied_embeddings and name == "lm_head.weight")
+
+
 __all__ = [
     "LoKiFormerConfig",
     "LoKiFormerForCausalLM",
     "LoKiFormerModel",
     "LoKiFormerCache",
     "is_memory_tensor",
+    "is_backbone_tensor",
 ]

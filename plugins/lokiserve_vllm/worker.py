@@ -13,27 +13,17 @@ a backup and restores it if the write fails), otherwise it ``discard``s.
 
 from __future__ import annotations
 
-import hashlib
 import traceback
 
 import torch
 
-from lokiserve.memory import DEFAULT_MAX_FILE_BYTES, FieldError, read_field, resolve_field_id
+from lokiserve.memory import DEFAULT_MAX_FILE_BYTES, FieldError, read_field, resolve_field_id, tensors_sha256
 
 
 def _error(exc: BaseException) -> dict:
     status = getattr(exc, "status", 500 if not isinstance(exc, KeyError) else 404)
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     return {"ok": False, "error": type(exc).__name__, "status": status, "message": message}
-
-
-def local_checksum(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over this rank's part of a field, in field-file tensor order."""
-    h = hashlib.sha256()
-    for name in sorted(tensors, key=lambda n: (int(n.split(".")[1]), n)):
-        h.update(name.encode() + b"\0")
-        h.update(tensors[name].contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 class LoKiFormerWorkerExtension:
@@ -140,7 +130,7 @@ class LoKiFormerWorkerExtension:
             "index": index,
             "name": model.config.kmm_field_names[index],
             "state": model.field_state(index),
-            "sha256": local_checksum(model.local_field_tensors(index)),
+            "sha256": tensors_sha256(model.local_field_tensors(index)),  # this rank's shard
             "source": model.field_sources.get(index, "checkpoint"),
         }
 

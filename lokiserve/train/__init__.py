@@ -1,0 +1,1 @@
+"""Training the demo LoKiFormer: knowledge world, tokenizer, trainer, field training, evaluation."""

@@ -1,0 +1,323 @@
+"""Train the demo LoKiFormer on the synthetic world.
+
+Field supervision (see memories/demo/README.md for the why):
+
+* every field is enabled in the forward pass, but a sequence's memory
+  gradient reaches only its own domain's field (``kmm_grad_fields``);
+* other fields are dropped at random (``kmm_field_scale`` = 0), p =
+  ``drop_other`` (``drop_reserve`` for the reserve field, which ships empty),
+  so no domain leans on a foreign field;
+* with p = ``zero_own`` a sequence's own field is zeroed and the first token of
+  every answer must be ``<abstain>``: the backbone learns not to recall facts
+  by itself, so zeroing a field removes its domain;
+* the reserve field holds a *practice* domain (the ``creatures`` schema with
+  fresh entities) that is re-drawn and whose slice of memory is re-initialised
+  every ``practice_every`` steps, so that reading a freshly trained field is a
+  learned skill; it is zeroed before the model is saved.
+
+AdamW, linear warmup + cosine decay, gradient clipping, tqdm, periodic eval,
+resumable checkpoints (model, optimizer, step, RNG states), deterministic
+from the seed on a given machine and thread count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from lokiserve.model import LoKiFormerConfig, LoKiFormerForCausalLM, is_memory_tensor
+from lokiserve.train.data import Encoder, fact_sequence, language_sequence, make_batch, weighted_loss
+from lokiserve.train.fastkmm import fast_kmm, token_mask
+from lokiserve.train.tokenizer import load_tokenizer, save_hf_tokenizer, special_ids, train_tokenizer
+from lokiserve.train.world import (
+    FIELD_NAMES, RESERVE_FIELD, TRAINED_DOMAINS, World, build_world, practice_facts, write_facts,
+)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    # world
+    entities_per_domain: int = 50
+    new_entities: int = 40
+    practice_entities: int = 40
+    vocab_size: int = 2560
+    # model
+    hidden_size: int = 256
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    head_dim: int = 64
+    intermediate_size: int = 704
+    kv_latent_dim: int = 128
+    kmm_layers: list[int] = field(default_factory=lambda: [1, 3])
+    kmm_slots_per_field: int = 256
+    kmm_key_dim: int = 64
+    kmm_value_dim: int = 64
+    kmm_heads: int = 4
+    kmm_topk: int = 4
+    # optimisation
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 3e-3
+    memory_lr: float = 1e-2
+    min_lr_ratio: float = 0.1
+    warmup: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    text_weight: float = 0.2
+    # field supervision
+    drop_other: float = 0.2
+    drop_reserve: float = 0.5
+    zero_own: float = 0.15
+    practice_share: float = 0.15
+    practice_every: int = 300
+    # batch mix
+    p_connective: float = 0.25
+    p_two_facts: float = 0.1
+    p_language: float = 0.05
+    # bookkeeping
+    eval_every: int = 250
+    ckpt_every: int = 250
+    threads: int = 2
+
+
+def model_config(cfg: TrainConfig, vocab_size: int, special: dict[str, int]) -> LoKiFormerConfig:
+    return LoKiFormerConfig(
+        vocab_size=vocab_size,
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        num_key_value_heads=cfg.num_key_value_heads,
+        head_dim=cfg.head_dim,
+        intermediate_size=cfg.intermediate_size,
+        kv_latent_dim=cfg.kv_latent_dim,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        kmm_layers=list(cfg.kmm_layers),
+        kmm_num_fields=len(FIELD_NAMES),
+        kmm_slots_per_field=cfg.kmm_slots_per_field,
+        kmm_key_dim=cfg.kmm_key_dim,
+        kmm_value_dim=cfg.kmm_value_dim,
+        kmm_heads=cfg.kmm_heads,
+        kmm_topk=cfg.kmm_topk,
+        kmm_field_names=list(FIELD_NAMES),
+        bos_token_id=special["bos"],
+        eos_token_id=special["eos"],
+        pad_token_id=special["pad"],
+    )
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def param_groups(model: LoKiFormerForCausalLM, cfg: TrainConfig) -> list[dict]:
+    decay, no_decay, memory = [], [], []
+    for name, p in model.named_parameters():
+        if is_memory_tensor(name):
+            memory.append(p)
+        elif p.ndim == 2 and "embed" not in name:
+            decay.append(p)
+        else:
+            no_decay.append(p)
+    return [
+        {"params": decay, "weight_decay": cfg.weight_decay, "base_lr": cfg.lr},
+        {"params": no_decay, "weight_decay": 0.0, "base_lr": cfg.lr},
+        {"params": memory, "weight_decay": 0.0, "base_lr": cfg.memory_lr},
+    ]
+
+
+@torch.no_grad()
+def reinit_field(model: LoKiFormerForCausalLM, field_index: int, gen: torch.Generator,
+                 optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Fresh memory for one field (the model's own init distribution), and a
+    fresh optimizer state for that slice."""
+    for mem in model.memory_modules().values():
+        mem.keys[field_index].copy_(torch.randn(mem.keys.shape[1:], generator=gen))
+        mem.values[field_index].copy_(torch.randn(mem.values.shape[1:], generator=gen) * 0.02)
+        mem.enabled[field_index] = True
+        if optimizer is not None:
+            for p in (mem.keys, mem.values):
+                state = optimizer.state.get(p)
+                if state:
+                    for key in ("exp_avg", "exp_avg_sq"):
+                        state[key][field_index].zero_()
+
+
+class Sampler:
+    """Draws training sequences and field decisions from one seeded RNG."""
+
+    def __init__(self, world: World, enc: Encoder, cfg: TrainConfig, field_of: dict[str, int]):
+        self.world, self.enc, self.cfg, self.field_of = world, enc, cfg, field_of
+        self.rng = random.Random(f"{cfg.seed}:sampler")
+        self.facts = world.facts
+        self.by_domain = {d: world.by_domain(d) for d in world.domains}
+        self.practice: list = []
+
+    def sequence(self):
+        cfg, rng = self.cfg, self.rng
+        u = rng.random()
+        if u < cfg.p_language:
+            return language_sequence(self.enc, rng.sample(self.world.connectives, rng.randint(1, 3)))
+        if self.practice and rng.random() < cfg.practice_share:
+            pool, fidx = self.practice, self.field_of[RESERVE_FIELD]
+            f = rng.choice(pool)
+            group = [f] if rng.random() >= cfg.p_two_facts else [f, rng.choice(pool)]
+        else:
+            f = rng.choice(self.facts)
+            fidx = self.field_of[f.field]
+            group = [f] if rng.random() >= cfg.p_two_facts else [f, rng.choice(self.by_domain[f.domain])]
+        conn = rng.choice(self.world.connectives) if rng.random() < cfg.p_connective else None
+        return fact_sequence(self.enc, group, fidx, rng, connective=conn)
+
+    def batch(self, batch_size: int, num_fields: int, reserve: int):
+        cfg, rng = self.cfg, self.rng
+        seqs = [self.sequence() for _ in range(batch_size)]
+        scale = torch.ones(batch_size, num_fields)
+        for b, s in enumerate(seqs):
+            for f in range(num_fields):
+                if f == s.field:
+                    if rng.random() < cfg.zero_own:
+                        scale[b, f] = 0.0
+                elif rng.random() < (cfg.drop_reserve if f == reserve else cfg.drop_other):
+                    scale[b, f] = 0.0
+            if not self.practice:
+                scale[b, reserve] = 0.0
+        return seqs, scale
+
+
+def build_artifacts(cfg: TrainConfig, run_dir: Path):
+    """World + tokenizer (deterministic); written to run_dir/tokenizer."""
+    world = build_world(cfg.seed, cfg.entities_per_domain, cfg.new_entities)
+    tok_dir = run_dir / "tokenizer"
+    tok = train_tokenizer(world.corpus(), cfg.vocab_size)
+    tok_dir.mkdir(parents=True, exist_ok=True)
+    save_hf_tokenizer(tok, tok_dir)
+    return world, load_tokenizer(tok_dir)
+
+
+def _rng_state(sampler: Sampler, gen: torch.Generator) -> dict:
+    return {"sampler": sampler.rng.getstate(), "torch": torch.get_rng_state(), "gen": gen.get_state()}
+
+
+def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True, progress: bool = True,
+                   log=print) -> tuple[LoKiFormerForCausalLM, World, object, dict]:
+    """Train from scratch (or resume run_dir/checkpoint.pt). Returns the model
+    with the reserve field still holding the last practice domain."""
+    from lokiserve.train.evaluate import evaluate_facts
+
+    torch.set_num_threads(cfg.threads)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    world, tok = build_artifacts(cfg, run_dir)
+    special = special_ids(tok)
+    torch.manual_seed(cfg.seed)
+    mcfg = model_config(cfg, tok.get_vocab_size(), special)
+    model = LoKiFormerForCausalLM(mcfg)
+    names = list(mcfg.kmm_field_names)
+    field_of = {n: i for i, n in enumerate(names)}
+    reserve = field_of[RESERVE_FIELD]
+    enc = Encoder(tok)
+    sampler = Sampler(world, enc, cfg, field_of)
+    groups = param_groups(model, cfg)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    step, history, practice_round = 0, [], -1
+    ckpt_path = run_dir / "checkpoint.pt"
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=False)
+        if ck["config"] != asdict(cfg):
+            raise ValueError(f"{ckpt_path} was written with another config; use a fresh --run-dir")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step, history, practice_round = ck["step"], ck["history"], ck["practice_round"]
+        sampler.rng.setstate(ck["rng"]["sampler"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        gen.set_state(ck["rng"]["gen"])
+        if practice_round >= 0:
+            sampler.practice = practice_facts(world, practice_round, cfg.practice_entities)
+        log(f"resumed from {ckpt_path} at step {step}")
+    model.train()
+    t0 = time.time()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train-demo", dynamic_ncols=True)
+    ema = None
+    with fast_kmm(model):
+        while step < cfg.steps:
+            if cfg.practice_share > 0 and step // cfg.practice_every != practice_round:
+                practice_round = step // cfg.practice_every
+                sampler.practice = practice_facts(world, practice_round, cfg.practice_entities)
+                reinit_field(model, reserve, gen, opt)
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * lr_factor(step, cfg)
+            seqs, scale = sampler.batch(cfg.batch_size, len(names), reserve)
+            batch = make_batch(seqs, len(names), special["pad"], special["abstain"], scale, cfg.text_weight)
+            with token_mask(model, batch["mask"]):
+                out = model(batch["input_ids"], kmm_field_scale=scale, kmm_grad_fields=batch["grad_fields"])
+            loss = weighted_loss(out.logits, batch["targets"], batch["weights"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            lv = float(loss.detach())
+            ema = lv if ema is None else 0.95 * ema + 0.05 * lv
+            bar.update(1)
+            bar.set_postfix(loss=f"{ema:.3f}", gnorm=f"{float(gnorm):.2f}")
+            record = {"step": step, "loss": lv, "loss_ema": ema, "elapsed_s": time.time() - t0}
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                model.eval()
+                with torch.no_grad():
+                    acc = evaluate_facts(model, tok, [f.record() for f in world.facts], per_domain_limit=60)
+                    prac = evaluate_facts(model, tok, [f.record() for f in sampler.practice]) if sampler.practice else None
+                model.train()
+                record["eval"] = {d: r["accuracy"] for d, r in acc["domains"].items()}
+                if prac:
+                    record["eval"]["practice"] = prac["overall"]["accuracy"]
+                log(f"step {step}: loss {ema:.3f} eval {record['eval']}")
+            history.append(record)
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                tmp = ckpt_path.with_suffix(".tmp")
+                torch.save({"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "step": step, "history": history, "practice_round": practice_round,
+                            "rng": _rng_state(sampler, gen)}, tmp)
+                tmp.replace(ckpt_path)
+    bar.close()
+    model.eval()
+    return model, world, tok, {"history": history, "train_seconds": time.time() - t0}
+
+
+def save_demo(model: LoKiFormerForCausalLM, world: World, run_dir: str | Path, out_dir: str | Path) -> Path:
+    """memories/demo: config, safetensors weights (reserve field zeroed), tokenizer, world.jsonl."""
+    from transformers import GenerationConfig
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.zero_field(RESERVE_FIELD)
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    gc = GenerationConfig(bos_token_id=model.config.bos_token_id, eos_token_id=model.config.eos_token_id,
+                          pad_token_id=model.config.pad_token_id, do_sample=False)
+    gc.save_pretrained(str(out_dir))
+    from transformers import PreTrainedTokenizerFast
+
+    PreTrainedTokenizerFast.from_pretrained(str(Path(run_dir) / "tokenizer")).save_pretrained(str(out_dir))
+    write_facts(world.facts, out_dir / "world.jsonl")
+    return out_dir
+
+
+def load_model(model_dir: str | Path) -> LoKiFormerForCausalLM:
+    model = LoKiFormerForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    return model.eval()
+
+
+__all__ = ["TrainConfig", "train_backbone", "save_demo", "load_model", "model_config", "reinit_field"]
