@@ -1,0 +1,65 @@
+"""vLLM's own OpenAI server runs LoKiFormer through the plugin alone (no
+--trust-remote-code), answering the official openai client."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.server_utils import PYTHON, free_port, running
+from tests.test_vllm_engine import checkpoint  # noqa: F401
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("vllm_server") / "server.log"
+    cmd = [
+        PYTHON, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(checkpoint), "--host", "127.0.0.1", "--port", str(port),
+        "--dtype", "float32", "--max-model-len", "512", "--enforce-eager",
+    ]
+    with running(cmd, f"http://127.0.0.1:{port}/health", log):
+        yield f"http://127.0.0.1:{port}/v1", str(checkpoint)
+
+
+@pytest.fixture
+def client(server):
+    from openai import OpenAI
+
+    return OpenAI(base_url=server[0], api_key="unused")
+
+
+PROMPT = "the capital of Zorvia is"
+
+
+def test_non_streaming_with_logprobs(client, server):
+    r = client.completions.create(model=server[1], prompt=PROMPT, max_tokens=6, temperature=0, logprobs=3)
+    choice = r.choices[0]
+    assert r.usage.completion_tokens == len(choice.logprobs.tokens) > 0
+    assert all(len(top) <= 3 for top in choice.logprobs.top_logprobs)
+    again = client.completions.create(model=server[1], prompt=PROMPT, max_tokens=6, temperature=0)
+    assert again.choices[0].text == choice.text  # greedy is deterministic
+
+
+def test_streaming_equals_non_streaming(client, server):
+    full = client.completions.create(model=server[1], prompt=PROMPT, max_tokens=8, temperature=0)
+    stream = client.completions.create(model=server[1], prompt=PROMPT, max_tokens=8, temperature=0, stream=True)
+    pieces = [chunk.choices[0].text for chunk in stream if chunk.choices]
+    assert len(pieces) > 1
+    assert "".join(pieces) == full.choices[0].text
+
+
+def test_n_greater_than_one(client, server):
+    r = client.completions.create(model=server[1], prompt=PROMPT, max_tokens=5, temperature=1.0, n=3, seed=1)
+    assert sorted(c.index for c in r.choices) == [0, 1, 2]
+
+
+def test_stop_string_cuts_the_completion(client, server):
+    full = client.completions.create(model=server[1], prompt=PROMPT, max_tokens=12, temperature=0).choices[0].text
+    assert len(full) > 2
+    stop = full[1:3]
+    cut = client.completions.create(model=server[1], prompt=PROMPT, max_tokens=12, temperature=0, stop=[stop])
+    assert cut.choices[0].text == full[: full.index(stop)]
+    assert cut.choices[0].finish_reason == "stop"
