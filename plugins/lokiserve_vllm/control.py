@@ -84,6 +84,8 @@ class MemoryControl:
             self.rpc("lokiserve_discard_staged")
             raise_on_failure(staged)
         committed = self.rpc("lokiserve_commit_staged")
+        if first_failure(committed):
+            self.rpc("lokiserve_rollback_last")
         self.reset_prefix_cache()
         raise_on_failure(committed)
 

@@ -64,6 +64,7 @@ class LoKiFormerWorkerExtension:
         if staged is None:
             return {"ok": False, "error": "NothingStaged", "status": 409, "message": "no field staged on this rank"}
         self._lokiserve_staged = None
+        self._lokiserve_last = None  # a failed commit must never roll back an older one
         index, field, source = staged
         model = self._lokiserve_model()
         backup = self._lokiserve_backup(model, index)
@@ -72,8 +73,21 @@ class LoKiFormerWorkerExtension:
         except Exception as exc:  # restore, then report
             self._lokiserve_restore(model, index, backup)
             return _error(exc) | {"trace": traceback.format_exc(limit=3)}
+        self._lokiserve_last = (index, backup, model.field_sources.get(index, "checkpoint"))
         model.field_sources[index] = source
         return {"ok": True, "rank": self._lokiserve_rank(), **self._lokiserve_field_entry(model, index)}
+
+    def lokiserve_rollback_last(self) -> dict:
+        """Undo this rank's last commit (used when another rank's commit failed)."""
+        last = getattr(self, "_lokiserve_last", None)
+        if last is None:
+            return {"ok": True, "rank": self._lokiserve_rank(), "rolled_back": False}
+        index, backup, source = last
+        model = self._lokiserve_model()
+        self._lokiserve_restore(model, index, backup)
+        model.field_sources[index] = source
+        self._lokiserve_last = None
+        return {"ok": True, "rank": self._lokiserve_rank(), "rolled_back": True}
 
     def lokiserve_discard_staged(self) -> dict:
         self._lokiserve_staged = None

@@ -1,0 +1,1 @@
+"""``lokiserve serve``: vLLM's OpenAI server plus the memory admin API, sharing one engine."""

@@ -1,0 +1,122 @@
+"""``lokiserve serve``: one process, one engine, two HTTP servers.
+
+vLLM's own OpenAI server (``/v1/completions`` …) and the memory admin API run
+in the same event loop over the same ``AsyncLLM``, so a field change reaches
+exactly the engine that answers completions. Flags lokiserve does not know
+are vLLM's and are passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_MODEL = REPO_ROOT / "memories" / "demo"
+WORKER_EXTENSION = "lokiserve_vllm.worker.LoKiFormerWorkerExtension"
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("model", nargs="?", default=str(DEMO_MODEL), help="model directory (default: the shipped demo model)")
+    parser.add_argument("--host", default="127.0.0.1", help="OpenAI API host (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="OpenAI API port (default 8000)")
+    parser.add_argument("--admin-host", default="127.0.0.1", help="memory admin API host (default 127.0.0.1; non-loopback needs --allow-remote-admin)")
+    parser.add_argument("--admin-port", type=int, default=8001, help="memory admin API port (default 8001)")
+    parser.add_argument("--admin-token-file", type=Path, help="file holding the admin bearer token (else $LOKISERVE_ADMIN_TOKEN, else one is generated)")
+    parser.add_argument("--allow-remote-admin", action="store_true", help="allow the admin API on a non-loopback address")
+    parser.add_argument("--memory-dir", type=Path, help="folder that JSON {'path': ...} PUTs may read from (default: the model directory)")
+    parser.add_argument("--state-dir", type=Path, help="manifest and applied field copies (default: .lokiserve/<model name> in the working directory)")
+    parser.add_argument("--max-field-bytes", type=int, default=256 << 20, help="largest accepted field file in bytes (default 256 MiB)")
+    return parser
+
+
+def build_vllm_args(args: argparse.Namespace, passthrough: list[str]):
+    """vLLM's own parser, fed our defaults first so explicit flags win."""
+    try:
+        from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
+    except ImportError:  # vLLM before the launchers package
+        from vllm.entrypoints.openai.cli_args import make_arg_parser, validate_parsed_serve_args
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = make_arg_parser(FlexibleArgumentParser(prog="lokiserve serve (vLLM flags)"))
+    argv = ["--model", str(args.model), "--host", args.host, "--port", str(args.port),
+            "--worker-extension-cls", WORKER_EXTENSION, *passthrough]
+    vllm_args = parser.parse_args(argv)
+    validate_parsed_serve_args(vllm_args)
+    return vllm_args
+
+
+def build_settings(args: argparse.Namespace):
+    from lokiserve.server.settings import AdminSettings
+
+    model = Path(args.model).resolve()
+    state = args.state_dir or Path.cwd() / ".lokiserve" / model.name
+    return AdminSettings(
+        admin_host=args.admin_host,
+        admin_port=args.admin_port,
+        admin_token=os.environ.get("LOKISERVE_ADMIN_TOKEN") or None,
+        admin_token_file=args.admin_token_file,
+        memory_dir=args.memory_dir or model,
+        state_dir=state.resolve(),
+        max_field_bytes=args.max_field_bytes,
+        allow_remote_admin=args.allow_remote_admin,
+    )
+
+
+async def serve(args: argparse.Namespace, passthrough: list[str]) -> None:
+    import uvicorn
+    try:
+        from vllm.entrypoints.launchers.api_server.entry import build_and_serve, build_async_engine_client
+        from vllm.entrypoints.launchers.launcher import setup_server
+    except ImportError:  # vLLM before the launchers package
+        from vllm.entrypoints.openai.api_server import build_and_serve, build_async_engine_client, setup_server
+
+    from lokiserve.server.app import build_admin_app
+    from lokiserve.server.auth import resolve_token
+    from lokiserve.server.manifest import ManifestStore
+    from lokiserve.server.memory_service import MemoryService
+
+    settings = build_settings(args)
+    token, token_path = resolve_token(settings)
+    vllm_args = build_vllm_args(args, passthrough)
+    listen_address, sock = setup_server(vllm_args, reuse_port=False)
+    async with build_async_engine_client(vllm_args) as engine:
+        config = engine.model_config.hf_config
+        service = MemoryService(
+            engine, list(config.kmm_field_names), config.memory_geometry,
+            ManifestStore(settings.state_dir), settings.max_field_bytes,
+        )
+        await service.start()
+        admin = uvicorn.Server(uvicorn.Config(
+            build_admin_app(service, settings, token), host=settings.admin_host,
+            port=settings.admin_port, log_level="warning", lifespan="off",
+        ))
+        admin.install_signal_handlers = lambda: None  # vLLM's server owns SIGINT/SIGTERM
+        admin_task = asyncio.create_task(admin.serve())
+        where = f"token in {token_path}" if token_path else "token from your environment/file"
+        print(f"lokiserve: memory admin API on http://{settings.admin_host}:{settings.admin_port} ({where})", flush=True)
+        print(f"lokiserve: state (manifest, applied fields) in {settings.state_dir}", flush=True)
+        shutdown = await build_and_serve(engine, listen_address, sock, vllm_args)
+        admin.should_exit = True
+        await admin_task
+    try:
+        await shutdown
+    finally:
+        sock.close()
+
+
+def run_serve(args: argparse.Namespace, passthrough: list[str]) -> int:
+    # vLLM's unauthenticated dev-mode endpoints (/collective_rpc, /pause, …) stay off.
+    os.environ["VLLM_SERVER_DEV_MODE"] = "0"
+    # CPU: size the KV cache explicitly (the GPU-style memory fraction fails here).
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    if not (Path(args.model) / "config.json").is_file():
+        print(f"lokiserve serve: {args.model} has no config.json (train the demo with `lokiserve train-demo`)", file=sys.stderr)
+        return 2
+    import uvloop
+
+    uvloop.run(serve(args, passthrough))
+    return 0
