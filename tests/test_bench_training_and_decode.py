@@ -1,4 +1,4 @@
-"""bench/convergence.py --smoke runs end to end and reports what it measured."""
+"""bench/convergence.py and bench/decode_step.py --smoke run end to end and report what they measured."""
 
 import json
 import subprocess
@@ -27,3 +27,17 @@ def test_convergence_smoke_writes_a_consistent_report(tmp_path):
         assert abs(run["steps_ratio"] - record["settings"]["steps"] / run["lokiformer_steps_to_baseline_final"]) < 1e-9
     assert (tmp_path / "convergence-cpu.png").stat().st_size > 1000
     assert "steps ratio" in (tmp_path / "convergence-cpu.md").read_text()
+
+
+def test_decode_step_smoke_times_every_variant(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "decode_step.py"), "--smoke", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    (path,) = tmp_path.glob("decode_step-*.json")
+    record = json.loads(path.read_text())
+    assert [r["batch"] for r in record["rows"]] == [1, 4]
+    for row in record["rows"]:
+        assert row["no_kmm_ms"] > 0 and row["kmm_reference_ms"] > 0
+        assert abs(row["kmm_reference_vs_no_kmm"] - row["kmm_reference_ms"] / row["no_kmm_ms"]) < 0.01
