@@ -52,7 +52,7 @@ from vllm.model_executor.models.interfaces import HasInnerState, IsHybrid
 from vllm.model_executor.models.utils import extract_layer_index, make_layers, maybe_prefix
 from vllm.sequence import IntermediateTensors
 
-from lokiserve.kernels.kmm.naive import kmm_decode_reference as kmm_decode  # TEMP
+from lokiserve.kernels import kmm_decode
 from lokiserve.memory import BackboneHasher, Field, MemoryGeometry
 from lokiserve.model import LoKiFormerConfig, is_backbone_tensor
 
