@@ -12,6 +12,22 @@ import math
 import torch
 
 
+def select_topk(scores: torch.Tensor, topk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k along the last dim; exact ties straddling the k-th place resolve
+    to the lower slot index (the contract every implementation honours).
+
+    ``torch.topk`` is fast but leaves tie order unspecified, so its set is
+    used only when no row has more than k scores >= its k-th value; otherwise
+    a stable descending sort decides (rare: real scores almost never tie).
+    """
+    top_scores, top_idx = torch.topk(scores, topk, dim=-1)
+    straddling = (scores >= top_scores[..., -1:]).sum(-1) > topk
+    if bool(straddling.any()):
+        top_scores, top_idx = torch.sort(scores, dim=-1, descending=True, stable=True)
+        top_scores, top_idx = top_scores[..., :topk], top_idx[..., :topk]
+    return top_scores, top_idx
+
+
 def kmm_field_outputs(
     q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, topk: int
 ) -> torch.Tensor:
@@ -26,10 +42,7 @@ def kmm_field_outputs(
         raise ValueError(f"topk={topk} must be in [1, N={N}]")
     scale = 1.0 / math.sqrt(d_k)
     scores = torch.einsum("bhd,fnd->bhfn", q.float(), keys.float()) * scale  # (B, H, F, N)
-    # Stable descending sort: ties resolve to the lower slot index, the
-    # contract every implementation must honour.
-    top_scores, top_idx = torch.sort(scores, dim=-1, descending=True, stable=True)
-    top_scores, top_idx = top_scores[..., :topk], top_idx[..., :topk]  # (B, H, F, k)
+    top_scores, top_idx = select_topk(scores, topk)  # (B, H, F, k)
     weights = torch.softmax(top_scores, dim=-1)  # fp32 softmax over the selected
     B, H = q.shape[:2]
     flat_idx = top_idx + torch.arange(F, device=q.device).view(1, 1, F, 1) * N
@@ -49,9 +62,13 @@ def kmm_decode_reference(
 
     q: [B, H, d_k]; keys: [F, N, d_k]; values: [F, N, d_v]; enabled: [F] bool
     returns out: [B, H, d_v] in q's dtype. A disabled field contributes
-    exactly 0 (it is masked out, not multiplied, so it cannot leak NaN).
+    exactly 0: it is left out of the search, not multiplied by zero.
     """
-    per_field = kmm_field_outputs(q, keys, values, topk)  # (B, H, F, d_v)
-    mask = enabled.to(device=q.device, dtype=torch.bool).view(1, 1, -1, 1)
-    out = torch.where(mask, per_field, torch.zeros((), device=q.device)).sum(dim=2)
-    return out.to(q.dtype)
+    enabled = enabled.to(device=keys.device, dtype=torch.bool)
+    if not bool(enabled.all()):  # disabled fields are not searched at all
+        live = enabled.nonzero().flatten()
+        if live.numel() == 0:
+            return q.new_zeros(*q.shape[:2], values.shape[-1])
+        keys, values = keys.index_select(0, live), values.index_select(0, live)
+    per_field = kmm_field_outputs(q, keys, values, topk)  # (B, H, F_live, d_v)
+    return per_field.sum(dim=2).to(q.dtype)
