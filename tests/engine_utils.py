@@ -73,10 +73,13 @@ def make_llm(path: Path, **overrides):
     from vllm import LLM
 
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    import json
+
+    positions = json.loads((Path(path) / "config.json").read_text())["max_position_embeddings"]
     args = dict(
         model=str(path),
         dtype="float32",
-        max_model_len=512,
+        max_model_len=min(512, positions),
         max_num_batched_tokens=64,  # small chunk: long prompts take several chunked-prefill steps
         max_num_seqs=16,
         enable_prefix_caching=True,

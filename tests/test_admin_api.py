@@ -34,7 +34,7 @@ def serve_cmd(model: Path, port: int, admin_port: int, state_dir: Path) -> list[
         PYTHON, "-m", "lokiserve.cli", "serve", str(model),
         "--port", str(port), "--admin-port", str(admin_port), "--state-dir", str(state_dir),
         "--max-field-bytes", str(MAX_FIELD_BYTES),
-        "--dtype", "float32", "--max-model-len", "512", "--enforce-eager", "--enable-prefix-caching",
+        "--dtype", "float32", "--enforce-eager", "--enable-prefix-caching",
     ]
 
 

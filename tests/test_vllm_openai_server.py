@@ -18,7 +18,7 @@ def server(checkpoint, tmp_path_factory):
     cmd = [
         PYTHON, "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(checkpoint), "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", "float32", "--max-model-len", "512", "--enforce-eager",
+        "--dtype", "float32", "--enforce-eager",
     ]
     with running(cmd, f"http://127.0.0.1:{port}/health", log):
         yield f"http://127.0.0.1:{port}/v1", str(checkpoint)
