@@ -38,17 +38,19 @@ def kmm_field_outputs(
     training uses this to route gradients per field).
     """
     F, N, d_k = keys.shape
+    B, H = q.shape[:2]
     if not 1 <= topk <= N:
         raise ValueError(f"topk={topk} must be in [1, N={N}]")
-    scale = 1.0 / math.sqrt(d_k)
-    scores = torch.einsum("bhd,fnd->bhfn", q.float(), keys.float()) * scale  # (B, H, F, N)
-    top_scores, top_idx = select_topk(scores, topk)  # (B, H, F, k)
+    # One matmul against every slot of every field: (B*H, d_k) x (d_k, F*N).
+    scores = q.reshape(B * H, d_k).float() @ keys.reshape(F * N, d_k).float().t()
+    scores = scores.view(B * H, F, N) * (1.0 / math.sqrt(d_k))
+    top_scores, top_idx = select_topk(scores, topk)  # (B*H, F, k)
     weights = torch.softmax(top_scores, dim=-1)  # fp32 softmax over the selected
-    B, H = q.shape[:2]
-    flat_idx = top_idx + torch.arange(F, device=q.device).view(1, 1, F, 1) * N
-    picked = values.reshape(F * N, -1).float()[flat_idx.reshape(-1)]
-    picked = picked.view(B, H, F, topk, -1)  # (B, H, F, k, d_v)
-    return torch.einsum("bhfk,bhfkd->bhfd", weights, picked)
+    flat_idx = top_idx + (torch.arange(F, device=q.device) * N).view(1, F, 1)
+    picked = values.reshape(F * N, -1).float().index_select(0, flat_idx.reshape(-1))
+    picked = picked.view(B * H, F, topk, -1)  # (B*H, F, k, d_v)
+    out = torch.einsum("rfk,rfkd->rfd", weights, picked)
+    return out.view(B, H, F, -1)
 
 
 def kmm_decode_reference(
