@@ -121,9 +121,11 @@ def generate_check(model, tok, rows: list[dict]) -> list[bool]:
         p = [sp["bos"]] + encode(tok, r["prompt"])
         a = encode(tok, r["answer"])
         ids = torch.tensor([p])
-        gen = model.generate(ids, max_new_tokens=len(a) + 1, do_sample=False, eos_token_id=None,
+        gen = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=len(a) + 1,
+                             do_sample=False,
                              pad_token_id=sp["pad"])[0, len(p):].tolist()
-        out.append(gen[: len(a)] == a and not bool(cont[gen[len(a)]]))
+        nxt = gen[len(a)] if len(gen) > len(a) else sp["eos"]
+        out.append(gen[: len(a)] == a and not bool(cont[nxt]))
     return out
 
 
@@ -137,7 +139,6 @@ def merge_facts(files: Iterable[str | Path]) -> list[dict]:
     merged: dict[str, dict] = OrderedDict()
     for path in files:
         for row in read_facts(path):
-            merged.pop(row["prompt"], None)
             merged[row["prompt"]] = row
     return list(merged.values())
 

@@ -78,7 +78,7 @@ class TrainConfig:
     drop_reserve: float = 0.5
     zero_own: float = 0.15
     practice_share: float = 0.15
-    practice_every: int = 300
+    practice_every: int = 250
     # batch mix
     p_connective: float = 0.25
     p_two_facts: float = 0.1
@@ -86,7 +86,7 @@ class TrainConfig:
     # bookkeeping
     eval_every: int = 250
     ckpt_every: int = 250
-    threads: int = 2
+    threads: int = 1
 
 
 def model_config(cfg: TrainConfig, vocab_size: int, special: dict[str, int]) -> LoKiFormerConfig:
@@ -197,6 +197,31 @@ class Sampler:
         return seqs, scale
 
 
+def train_micro_batches(model, seqs, scale, special, cfg, chunks: int = 2) -> torch.Tensor:
+    """Forward/backward in length-sorted chunks (less padding); the loss is the
+    weighted mean over the whole batch. Returns the loss (detached)."""
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
+    parts = [order[j * len(order) // chunks:(j + 1) * len(order) // chunks] for j in range(chunks)]
+    batches = []
+    for part in parts:
+        if part:
+            sub = [seqs[i] for i in part]
+            sc = scale[part]
+            batches.append((make_batch(sub, scale.shape[1], special["pad"], special["abstain"], sc,
+                                       cfg.text_weight), sc))
+    total_w = sum(float(b["weights"].sum()) for b, _ in batches)
+    total = 0.0
+    for b, sc in batches:
+        with token_mask(model, b["mask"]):
+            out = model(b["input_ids"], kmm_field_scale=sc, kmm_grad_fields=b["grad_fields"])
+        ce = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]),
+                                               b["targets"].reshape(-1), reduction="none")
+        loss = (ce * b["weights"].reshape(-1)).sum() / max(total_w, 1e-6)
+        loss.backward()
+        total += float(loss.detach())
+    return torch.tensor(total)
+
+
 def build_artifacts(cfg: TrainConfig, run_dir: Path):
     """World + tokenizer (deterministic); written to run_dir/tokenizer."""
     world = build_world(cfg.seed, cfg.entities_per_domain, cfg.new_entities)
@@ -212,9 +237,10 @@ def _rng_state(sampler: Sampler, gen: torch.Generator) -> dict:
 
 
 def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True, progress: bool = True,
-                   log=print) -> tuple[LoKiFormerForCausalLM, World, object, dict]:
+                   log=print, stop_at: int | None = None) -> tuple[LoKiFormerForCausalLM, World, object, dict]:
     """Train from scratch (or resume run_dir/checkpoint.pt). Returns the model
-    with the reserve field still holding the last practice domain."""
+    with the reserve field still holding the last practice domain. ``stop_at``
+    ends this run early at that step (with a checkpoint), to be resumed."""
     from lokiserve.train.evaluate import evaluate_facts
 
     torch.set_num_threads(cfg.threads)
@@ -253,7 +279,7 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train-demo", dynamic_ncols=True)
     ema = None
     with fast_kmm(model):
-        while step < cfg.steps:
+        while step < min(cfg.steps, stop_at or cfg.steps):
             if cfg.practice_share > 0 and step // cfg.practice_every != practice_round:
                 practice_round = step // cfg.practice_every
                 sampler.practice = practice_facts(world, practice_round, cfg.practice_entities)
@@ -261,12 +287,8 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * lr_factor(step, cfg)
             seqs, scale = sampler.batch(cfg.batch_size, len(names), reserve)
-            batch = make_batch(seqs, len(names), special["pad"], special["abstain"], scale, cfg.text_weight)
-            with token_mask(model, batch["mask"]):
-                out = model(batch["input_ids"], kmm_field_scale=scale, kmm_grad_fields=batch["grad_fields"])
-            loss = weighted_loss(out.logits, batch["targets"], batch["weights"])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = train_micro_batches(model, seqs, scale, special, cfg)
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             step += 1
@@ -286,7 +308,7 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
                     record["eval"]["practice"] = prac["overall"]["accuracy"]
                 log(f"step {step}: loss {ema:.3f} eval {record['eval']}")
             history.append(record)
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if step % cfg.ckpt_every == 0 or step == cfg.steps or step == stop_at:
                 tmp = ckpt_path.with_suffix(".tmp")
                 torch.save({"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
                             "step": step, "history": history, "practice_round": practice_round,

@@ -1,0 +1,217 @@
+"""Train one field with the backbone and every other field frozen.
+
+Only the named field's slice of ``keys``/``values`` (in every KMM layer)
+changes; after every optimizer step the other slices are restored from a
+copy, so every other tensor of the model stays bit-identical. The result is
+written as a field file (``lokiserve.field/1``) bound to the model's backbone
+hash.
+
+Each batch mixes the facts to store with a *retain* set: the model's own
+facts (``world.jsonl`` next to the weights) whose prompts are not being
+re-taught. The field is summed into every query, so without the retain set
+it would learn to override other domains too (design section 5).
+
+Initialisation: an edit starts from the field's current contents; an empty
+(zeroed) field starts with keys taken from the frozen model's own memory
+queries for the new prompts (``init_field_from_queries``) and small random
+values; ``--init random`` uses the model's init distribution instead (keys
+N(0,1), values N(0,0.02)), the way the practice field was re-initialised while
+the backbone trained.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from lokiserve.memory import Field, write_field
+from lokiserve.train.data import Encoder, fact_sequence
+from lokiserve.train.evaluate import evaluate_facts
+from lokiserve.train.fastkmm import fast_kmm
+from lokiserve.train.tokenizer import load_tokenizer, special_ids
+from lokiserve.train.trainer import TrainConfig, load_model, reinit_field, train_micro_batches
+from lokiserve.train.world import facts_from_rows, read_facts
+
+
+def field_is_empty(model, f: int) -> bool:
+    mems = model.memory_modules().values()
+    return all(not bool(m.enabled[f]) or not bool(m.keys[f].any() or m.values[f].any()) for m in mems)
+
+
+@torch.no_grad()
+def prompt_queries(model, tok, rows: list[dict]) -> dict[int, torch.Tensor]:
+    """Memory queries (n, H, d_k) of every KMM layer at the last prompt token
+    (the position that predicts the answer's first token)."""
+    sp = special_ids(tok)
+    from lokiserve.train.tokenizer import encode
+
+    seqs = [[sp["bos"]] + encode(tok, r["prompt"]) for r in rows]
+    T = max(map(len, seqs))
+    ids = torch.full((len(seqs), T), sp["pad"], dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+    last = torch.tensor([len(s) - 1 for s in seqs])
+    captured: dict[int, torch.Tensor] = {}
+    hooks = []
+    for li, mem in model.memory_modules().items():
+        def hook(_mod, _inp, out, li=li, mem=mem):
+            captured[li] = out[torch.arange(len(seqs)), last].view(len(seqs), mem.heads, mem.key_dim)
+        hooks.append(mem.query.register_forward_hook(hook))
+    try:
+        model(ids)
+    finally:
+        for h in hooks:
+            h.remove()
+    return captured
+
+
+@torch.no_grad()
+def init_field_from_queries(model, f: int, tok, rows: list[dict], gen: torch.Generator, sharpness: float = 2.0):
+    """Empty-field init from the frozen model's own memory queries.
+
+    Slot j belongs to fact j mod n, read by head (j // n) mod H. Queries of one
+    relation share a large common part (the template) and differ little by
+    entity, so a random key is picked by all of them alike and most slots are
+    never selected (and never learn). The key of slot j is therefore the
+    fact's query minus its relation's mean query, with the mean direction
+    projected out (so the common part adds nothing to the score), normalised
+    and scaled: every fact starts with its own slot. Values start small."""
+    reinit_field(model, f, gen)
+    queries = prompt_queries(model, tok, rows)
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(f"{r['domain']}/{r.get('relation', '')}", []).append(i)
+    for li, mem in model.memory_modules().items():
+        q = queries[li].clone()  # (n, H, dk)
+        n, H, dk = q.shape
+        for idx in groups.values():
+            g = q[idx]
+            m = g.mean(dim=0, keepdim=True)  # (1, H, dk)
+            u = m / m.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+            c = g - m
+            c = c - (c * u).sum(-1, keepdim=True) * u
+            q[idx] = c / c.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        N = mem.keys.shape[1]
+        j = torch.arange(N)
+        mem.keys[f].copy_(q[j % n, (j // n) % H] * sharpness * dk ** 0.5)
+
+
+def train_field(
+    model_dir: str | Path,
+    facts: list[dict],
+    field: str,
+    out: str | Path | None = None,
+    *,
+    steps: int = 400,
+    lr: float = 1e-2,
+    batch_size: int = 64,
+    retain_share: float = 0.5,
+    retain: list[dict] | None = None,
+    init: str = "auto",
+    seed: int = 0,
+    threads: int = 1,
+    text_weight: float = 0.1,
+    progress: bool = True,
+    description: str = "",
+    log=print,
+    model=None,
+    layers: list[int] | None = None,
+):
+    """Train field ``field`` of the model in ``model_dir`` on ``facts``.
+
+    Returns (Field, info). ``init``: "auto" (keep current contents unless the
+    field is empty), "current" or "random".
+    """
+    torch.set_num_threads(threads)
+    model_dir = Path(model_dir)
+    model = model if model is not None else load_model(model_dir)
+    tok = load_tokenizer(model_dir)
+    sp = special_ids(tok)
+    f = model.field_index(field)
+    name = model.field_names[f]
+    gen = torch.Generator().manual_seed(seed)
+    if init == "random":
+        reinit_field(model, f, gen)
+        started = "random"
+    elif init == "queries" or (init == "auto" and field_is_empty(model, f)):
+        init_field_from_queries(model, f, tok, facts, gen)
+        started = "queries"
+    else:
+        started = "current"
+        for m in model.memory_modules().values():
+            m.enabled[f] = True
+    if retain is None:
+        world = model_dir / "world.jsonl"
+        retain = read_facts(world) if world.exists() else []
+    taught = {r["prompt"] for r in facts}
+    retain = [r for r in retain if r["prompt"] not in taught]
+    target_facts = facts_from_rows(facts)
+    retain_facts = facts_from_rows(retain)
+    enc = Encoder(tok)
+    rng = random.Random(f"{seed}:field:{name}")
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params, frozen_copy, keep_masks = [], [], []
+    for li, m in model.memory_modules().items():
+        trainable = layers is None or li in layers
+        if not trainable and started != "current":
+            with torch.no_grad():
+                m.values[f].zero_()  # this layer's slice of a new field stays silent
+        keep = torch.ones(len(model.field_names), dtype=torch.bool)
+        if trainable:
+            keep[f] = False
+        for p in (m.keys, m.values):
+            p.requires_grad_(True)
+            params.append(p)
+            frozen_copy.append(p.detach().clone())
+            keep_masks.append(keep)
+    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.98), eps=1e-8)
+    cfg = TrainConfig(text_weight=text_weight)
+    scale = torch.ones(batch_size, len(model.field_names))
+    n_retain = int(round(batch_size * retain_share)) if retain_facts else 0
+    warmup = max(1, steps // 20)
+    t0 = time.time()
+    history = []
+    model.train()
+    bar = tqdm(range(steps), disable=not progress, desc=f"train-field {name}", dynamic_ncols=True)
+    with fast_kmm(model):
+        for step in bar:
+            factor = (step + 1) / warmup if step < warmup else 0.1 + 0.9 * 0.5 * (
+                1 + torch.cos(torch.tensor(torch.pi * (step - warmup) / max(1, steps - warmup))).item())
+            for g in opt.param_groups:
+                g["lr"] = lr * factor
+            seqs = [fact_sequence(enc, [rng.choice(target_facts)], f, rng) for _ in range(batch_size - n_retain)]
+            seqs += [fact_sequence(enc, [rng.choice(retain_facts)], f, rng) for _ in range(n_retain)]
+            opt.zero_grad(set_to_none=True)
+            loss = train_micro_batches(model, seqs, scale, sp, cfg)
+            opt.step()
+            with torch.no_grad():  # every other field stays bit-identical
+                for p, orig, keep in zip(params, frozen_copy, keep_masks):
+                    p[keep] = orig[keep]
+            history.append(float(loss))
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        target_acc = evaluate_facts(model, tok, facts)
+    info = {"field": name, "steps": steps, "lr": lr, "batch_size": batch_size, "retain_share": retain_share,
+            "init": started, "seconds": round(time.time() - t0, 1), "loss_first": history[0] if history else None,
+            "loss_last": history[-1] if history else None, "target_accuracy": target_acc["overall"]["accuracy"]}
+    log(f"train-field {name}: {steps} steps in {info['seconds']}s, loss {info['loss_first']:.3f} -> "
+        f"{info['loss_last']:.3f}, accuracy on its facts {info['target_accuracy']}%")
+    result: Field = model.export_field(
+        f, description=description or f"field {name!r} trained on {len(facts)} facts",
+        source=f"lokiserve train-field (steps={steps}, lr={lr}, init={started}, retain={len(retain)} facts)",
+    )
+    if out is not None:
+        write_field(result, out)
+    return result, info
+
+
+__all__ = ["train_field", "field_is_empty"]
