@@ -86,12 +86,33 @@ def triton_forward(self: KnowledgeMemory, c, field_scale=None, grad_fields=None)
     return self.out(r.reshape(B, T, self.heads * self.value_dim))
 
 
+def prefill(model, ids: torch.Tensor, score_budget: int = 1 << 28) -> LoKiFormerCache:
+    """Fill the cache a few sequences at a time: the reference KMM scores every
+    slot of every prompt token at once, which would not fit for big batches."""
+    from lokiserve.model import LayerState
+
+    cfg = model.config
+    per_seq = ids.shape[1] * cfg.kmm_heads * cfg.kmm_num_fields * cfg.kmm_slots_per_field if cfg.kmm_layers else 1
+    step = max(1, score_budget // per_seq)
+    parts = []
+    for chunk in ids.split(step):
+        part = LoKiFormerCache(cfg.num_hidden_layers)
+        model(chunk, past_key_values=part, use_cache=True)
+        parts.append(part)
+    cache = LoKiFormerCache(cfg.num_hidden_layers)
+    cache.layers = [
+        LayerState(*(torch.cat([getattr(p.layers[i], f) for p in parts]) for f in ("k", "v", "conv")))
+        for i in range(cfg.num_hidden_layers)
+    ]
+    cache.mask = torch.cat([p.mask for p in parts])
+    return cache
+
+
 def time_step(model, args, batch: int) -> float:
     """Median seconds of one decode step after a prefill of ``args.context`` tokens."""
     ids = torch.randint(0, 4096, (batch, args.context), device=args.device)
     with torch.no_grad():
-        cache = LoKiFormerCache(model.config.num_hidden_layers)
-        model(ids, past_key_values=cache, use_cache=True)
+        cache = prefill(model, ids)
         saved, saved_mask = list(cache.layers), cache.mask
         step = torch.randint(0, 4096, (batch, 1), device=args.device)
         fn = torch.compile(model) if args.compile else model
