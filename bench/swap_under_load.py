@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import os
 import random
@@ -106,13 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def is_loopback(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    from lokiserve.server.settings import is_loopback_host
+
+    return is_loopback_host(urlparse(url).hostname or "")
 
 
 # --------------------------------------------------------------------------- load

@@ -26,7 +26,7 @@ class AdminSettings(BaseSettings):
     def _refuse_unsafe(self) -> "AdminSettings":
         if self.admin_token is not None and len(self.admin_token) < 16:
             raise ValueError("LOKISERVE_ADMIN_TOKEN must be at least 16 characters")
-        if not _is_loopback(self.admin_host) and not self.allow_remote_admin:
+        if not is_loopback_host(self.admin_host) and not self.allow_remote_admin:
             raise ValueError(
                 f"admin API on non-loopback host {self.admin_host!r} refused: "
                 "pass --allow-remote-admin (and put TLS in front) to expose it"
@@ -37,7 +37,8 @@ class AdminSettings(BaseSettings):
         return self
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and loopback addresses (IPv4 and IPv6)."""
     if host == "localhost":
         return True
     try:
