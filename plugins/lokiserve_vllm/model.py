@@ -51,6 +51,7 @@ from vllm.model_executor.model_loader.weight_utils import default_weight_loader
 from vllm.model_executor.models.interfaces import HasInnerState, IsHybrid
 from vllm.model_executor.models.utils import extract_layer_index, make_layers, maybe_prefix
 from vllm.sequence import IntermediateTensors
+from vllm.utils.torch_utils import direct_register_custom_op
 
 from lokiserve.kernels import kmm_decode
 from lokiserve.memory import BackboneHasher, Field, MemoryGeometry
@@ -145,9 +146,22 @@ class KnowledgeMemory(nn.Module):
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         q, _ = self.query(c)
         q = q.view(-1, self.heads, self.key_dim)  # (T, H, d_k)
-        r = kmm_decode(q, self.keys, self.values, self.enabled, self.topk)  # (T, H, d_v/tp)
+        r = torch.ops.vllm.lokiformer_kmm(q, self.keys, self.values, self.enabled, self.topk)  # (T, H, d_v/tp)
         out, _ = self.out(r.reshape(r.shape[0], -1))  # partial sum over ranks
         return out
+
+
+def lokiformer_kmm(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, enabled: torch.Tensor, topk: int) -> torch.Tensor:
+    """KMM retrieval as one opaque op: torch.compile must not trace into it
+    (top-k tie handling and field masks branch on data)."""
+    return kmm_decode(q, keys, values, enabled, topk)
+
+
+def _lokiformer_kmm_fake(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, enabled: torch.Tensor, topk: int) -> torch.Tensor:
+    return q.new_empty(q.shape[0], q.shape[1], values.shape[-1])
+
+
+direct_register_custom_op(op_name="lokiformer_kmm", op_func=lokiformer_kmm, fake_impl=_lokiformer_kmm_fake)
 
 
 class LoKiFormerMLP(nn.Module):
