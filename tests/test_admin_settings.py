@@ -62,3 +62,18 @@ def test_bearer_comparison():
     assert token_matches("Bearer " + "t" * 20, "t" * 20)
     for header in (None, "", "t" * 20, "Basic " + "t" * 20, "Bearer " + "t" * 19, "bearer " + "t" * 20):
         assert not token_matches(header, "t" * 20)
+
+
+def test_serve_refuses_a_directory_without_a_model(tmp_path, capsys):
+    from lokiserve.cli import main
+
+    assert main(["serve", str(tmp_path)]) == 2
+    assert "no config.json" in capsys.readouterr().err
+
+
+def test_unknown_flags_are_refused_outside_serve(capsys):
+    from lokiserve.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--no-such-flag"])
+    assert "unrecognized arguments" in capsys.readouterr().err
