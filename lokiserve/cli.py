@@ -254,9 +254,6 @@ def cmd_eval(args) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- main
-
-
 # --------------------------------------------------------------------------- serve
 
 
@@ -279,6 +276,9 @@ def cmd_serve(args) -> int:
     from lokiserve.server.launcher import run_serve
 
     return run_serve(args, args.passthrough)
+
+
+# --------------------------------------------------------------------------- main
 
 
 def build_parser() -> argparse.ArgumentParser:
