@@ -10,6 +10,7 @@ import importlib.util
 
 import torch
 
+from lokiserve.kernels.kmm.cpu import kmm_decode_cpu
 from lokiserve.kernels.kmm.naive import kmm_decode_reference
 
 
@@ -40,11 +41,12 @@ def kmm_decode(
     enabled: torch.Tensor,
     topk: int,
 ) -> torch.Tensor:
-    """KMM retrieval: the Triton kernel on CUDA tensors, the reference elsewhere.
+    """KMM retrieval: the Triton kernel on CUDA tensors, the CPU-tuned PyTorch
+    path (``kmm.cpu``, exact against the reference) elsewhere.
 
     q: [B, H, d_k]; keys: [F, N, d_k]; values: [F, N, d_v]; enabled: [F] bool
     returns out: [B, H, d_v] in q's dtype.
     """
     if q.is_cuda and triton_available():
         return kmm_decode_triton(q, keys, values, enabled, topk)
-    return kmm_decode_reference(q, keys, values, enabled, topk)
+    return kmm_decode_cpu(q, keys, values, enabled, topk)
