@@ -252,10 +252,14 @@ def _forbid(name):
     return fail
 
 
-def test_dispatch_uses_reference_on_cpu(monkeypatch):
+def test_dispatch_uses_cpu_path_on_cpu(monkeypatch):
+    from lokiserve.kernels.kmm import kmm_decode_cpu
+
     monkeypatch.setattr(dispatch, "kmm_decode_triton", _forbid("kmm_decode_triton"))
     args = _inputs("cpu", seed=8)
-    assert torch.equal(kmm_decode(*args, 3), kmm_decode_reference(*args, 3))
+    out = kmm_decode(*args, 3)
+    assert torch.equal(out, kmm_decode_cpu(*args, 3))
+    torch.testing.assert_close(out, kmm_decode_reference(*args, 3), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.gpu
@@ -277,8 +281,8 @@ def test_package_works_without_triton():
         import lokiserve.kernels as k
         q, keys, values = torch.randn(1, 2, 8), torch.randn(2, 6, 8), torch.randn(2, 6, 4)
         enabled = torch.ones(2, dtype=torch.bool)
-        assert torch.equal(k.kmm_decode(q, keys, values, enabled, 3),
-                           k.kmm_decode_reference(q, keys, values, enabled, 3))
+        torch.testing.assert_close(k.kmm_decode(q, keys, values, enabled, 3),
+                                   k.kmm_decode_reference(q, keys, values, enabled, 3), rtol=1e-5, atol=1e-5)
         try:
             k.kmm_decode_triton(q, keys, values, enabled, 3)
         except ImportError as e:

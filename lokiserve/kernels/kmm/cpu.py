@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from lokiserve.kernels.kmm.naive import select_topk
+from lokiserve.kernels.kmm.naive import live_fields, select_topk
 
 BLOCK = 16  # slots per block of the first top-k stage
 MIN_ROWS_BLOCKED = 128  # below this many (query, head) rows one plain top-k is as fast
@@ -67,18 +67,13 @@ def kmm_decode_cpu(
     q: [B, H, d_k]; keys: [F, N, d_k]; values: [F, N, d_v]; enabled: [F] bool
     returns out: [B, H, d_v] in q's dtype; a disabled field is not searched.
     """
-    enabled = enabled.to(device=keys.device, dtype=torch.bool)
-    if not bool(enabled.all()):
-        live = enabled.nonzero().flatten()
-        if live.numel() == 0:
-            return q.new_zeros(*q.shape[:2], values.shape[-1])
-        keys, values = keys.index_select(0, live), values.index_select(0, live)
+    keys, values = live_fields(keys, values, enabled)
     F, N, d_k = keys.shape
     B, H = q.shape[:2]
     if not 1 <= topk <= N:
         raise ValueError(f"topk={topk} must be in [1, N={N}]")
     R = B * H
-    if R == 0:
+    if R == 0 or F == 0:
         return q.new_zeros(B, H, values.shape[-1])
     q_scaled = q.reshape(R, d_k).float() * (1.0 / math.sqrt(d_k))
     scores = (q_scaled @ keys.reshape(F * N, d_k).float().t()).view(R, F, N)

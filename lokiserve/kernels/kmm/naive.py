@@ -53,6 +53,16 @@ def kmm_field_outputs(
     return out.view(B, H, F, -1)
 
 
+def live_fields(keys: torch.Tensor, values: torch.Tensor, enabled: torch.Tensor):
+    """The enabled fields' keys and values: a disabled field is not searched
+    at all (left out, not multiplied by zero). May return 0 fields."""
+    enabled = enabled.to(device=keys.device, dtype=torch.bool)
+    if bool(enabled.all()):
+        return keys, values
+    live = enabled.nonzero().flatten()
+    return keys.index_select(0, live), values.index_select(0, live)
+
+
 def kmm_decode_reference(
     q: torch.Tensor,
     keys: torch.Tensor,
@@ -66,11 +76,8 @@ def kmm_decode_reference(
     returns out: [B, H, d_v] in q's dtype. A disabled field contributes
     exactly 0: it is left out of the search, not multiplied by zero.
     """
-    enabled = enabled.to(device=keys.device, dtype=torch.bool)
-    if not bool(enabled.all()):  # disabled fields are not searched at all
-        live = enabled.nonzero().flatten()
-        if live.numel() == 0:
-            return q.new_zeros(*q.shape[:2], values.shape[-1])
-        keys, values = keys.index_select(0, live), values.index_select(0, live)
+    keys, values = live_fields(keys, values, enabled)
+    if keys.shape[0] == 0:
+        return q.new_zeros(*q.shape[:2], values.shape[-1])
     per_field = kmm_field_outputs(q, keys, values, topk)  # (B, H, F_live, d_v)
     return per_field.sum(dim=2).to(q.dtype)
