@@ -67,3 +67,13 @@ def test_swap_under_load_smoke(tmp_path):
     assert data["p99_rise_pct"] is not None and "p99_rise_pct" in data["targets"]
     # The field ends where it started.
     assert data["field"]["final_state"] == "active" and data["field"]["final_sha256_matches"]
+
+
+def test_kmm_cpu_smoke(tmp_path):
+    data = run_script("kmm_cpu", tmp_path, timeout=300)
+    assert data["benchmark"] == "kmm_cpu"
+    assert [r["tokens"] for r in data["rows"]] == [1, 64]
+    for r in data["rows"]:
+        assert r["reference_ms"] > 0 and r["cpu_ms"] > 0
+        assert r["speedup"] == pytest.approx(r["reference_ms"] / r["cpu_ms"])
+        assert r["max_abs_err"] < 1e-4  # the CPU path computes the reference's answer
