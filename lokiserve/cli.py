@@ -63,6 +63,12 @@ def add_train_demo_parser(sub) -> argparse.ArgumentParser:
                    help="peak learning rate of the shipped fields' training (default: %(default)s)")
     p.add_argument("--new-field-init", choices=["auto", "random", "queries"], default="auto",
                    help="init of the new-domain field (see train-field --init) (default: %(default)s)")
+    p.add_argument("--shadow-share", type=float, default=d.shadow_share,
+                   help="share of a domain's sequences that read a counterfactual shadow field instead of the real one "
+                   "(0 = off; an attempt at editable fields, see memories/demo/README.md) (default: %(default)s)")
+    p.add_argument("--memory-readout-weight", type=float, default=d.memory_readout_weight,
+                   help="weight of the loss that makes the last memory layer's output alone name each answer "
+                   "(0 = off; also used for the shipped fields) (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.set_defaults(func=cmd_train_demo)
     return p
@@ -77,7 +83,8 @@ def cmd_train_demo(args) -> int:
 
     t0 = time.time()
     cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      memory_lr=args.memory_lr, threads=args.threads)
+                      memory_lr=args.memory_lr, threads=args.threads, shadow_share=args.shadow_share,
+                      memory_readout_weight=args.memory_readout_weight)
     record_path = Path(args.bench_dir) / "demo_train.json"
     if args.fields_only:
         out = Path(args.out)
@@ -99,7 +106,8 @@ def cmd_train_demo(args) -> int:
         record["fields"] = build_shipped_fields(out, world, args.field_steps, args.seed, args.threads,
                                                 args.edit_domain, progress=not args.no_progress,
                                                 new_steps=args.new_field_steps, lr=args.field_lr,
-                                                new_init=args.new_field_init)
+                                                new_init=args.new_field_init,
+                                                readout_weight=args.memory_readout_weight)
         record["results"] = record_results(out, args.bench_dir, args.edit_domain)
         record["fields_and_eval_seconds"] = round(time.time() - fields_t0, 1)
     if not args.fields_only:
@@ -111,7 +119,7 @@ def cmd_train_demo(args) -> int:
 
 def build_shipped_fields(out: Path, world, steps: int, seed: int, threads: int, edit_domain: str,
                          progress: bool = True, new_steps: int | None = None, lr: float = 1e-2,
-                         new_init: str = "auto") -> dict:
+                         new_init: str = "auto", readout_weight: float = 0.0) -> dict:
     """memories/demo/edits/<domain>.{jsonl,safetensors} and new/<domain>.{jsonl,safetensors}."""
     from lokiserve.train.field_training import train_field
     from lokiserve.train.world import NEW_DOMAIN, RESERVE_FIELD, edit_domain as make_edit, read_facts, write_facts
@@ -120,11 +128,12 @@ def build_shipped_fields(out: Path, world, steps: int, seed: int, threads: int, 
     edit_facts = write_facts(make_edit(world, edit_domain, 0.5, seed), out / "edits" / f"{edit_domain}.jsonl")
     _, edit_info = train_field(out, read_facts(edit_facts), edit_domain, out / "edits" / f"{edit_domain}.safetensors",
                                steps=steps, lr=lr, seed=seed, threads=threads, progress=progress,
+                               readout_weight=readout_weight,
                                description=f"{edit_domain} with half of its answers changed")
     new_facts = write_facts(world.new_facts, out / "new" / f"{NEW_DOMAIN}.jsonl")
     _, new_info = train_field(out, read_facts(new_facts), RESERVE_FIELD, out / "new" / f"{NEW_DOMAIN}.safetensors",
                               steps=new_steps or steps, lr=lr, init=new_init, seed=seed, threads=threads,
-                              progress=progress,
+                              progress=progress, readout_weight=readout_weight,
                               description=f"new domain {NEW_DOMAIN!r} for the empty reserve field")
     return {"edit": edit_info, "new": new_info}
 
@@ -183,6 +192,12 @@ def add_train_field_parser(sub) -> argparse.ArgumentParser:
                    "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    p.add_argument("--allocate-slots", action="store_true",
+                   help="when editing, first give each wrongly answered fact free slots of its own, keyed on its "
+                   "query (an attempt at edit efficacy, see memories/demo/README.md)")
+    p.add_argument("--readout-weight", type=float, default=0.0,
+                   help="weight of the memory read-out loss (for models trained with --memory-readout-weight) "
+                   "(default: %(default)s)")
     p.add_argument("--description", default="", help="free text stored in the field file's metadata")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.set_defaults(func=cmd_train_field)
@@ -198,7 +213,8 @@ def cmd_train_field(args) -> int:
     _, info = train_field(args.model, facts, args.field, args.out, steps=args.steps, lr=args.lr,
                           batch_size=args.batch_size, retain_share=args.retain_share, retain=retain,
                           init=args.init, seed=args.seed, threads=args.threads, progress=not args.no_progress,
-                          description=args.description)
+                          description=args.description, allocate=args.allocate_slots,
+                          readout_weight=args.readout_weight)
     print(json.dumps(info))
     print(f"wrote {args.out}")
     return 0

@@ -129,7 +129,8 @@ def test_train_field_changes_only_the_named_field(tiny_run, tmp_path, field):
     assert fld.backbone == model.backbone_hash()
 
 
-def test_train_field_leaves_every_other_tensor_bit_identical(tiny_run):
+@pytest.mark.parametrize("allocate, readout", [(False, 0.0), (True, 0.5)])
+def test_train_field_leaves_every_other_tensor_bit_identical(tiny_run, allocate, readout):
     from lokiserve.train.field_training import train_field
 
     _, _, world, _, out, _ = tiny_run
@@ -137,9 +138,15 @@ def test_train_field_leaves_every_other_tensor_bit_identical(tiny_run):
     ref = {n: t.clone() for n, t in model.state_dict().items()}
     rows = [f.record() for f in edit_domain(world, "people", 0.5)]
     fld, info = train_field(out, rows, "people", None, steps=5, batch_size=8, progress=False, model=model,
-                            log=lambda *_: None)
+                            log=lambda *_: None, allocate=allocate, readout_weight=readout)
     f = model.field_index("people")
     assert info["init"] == "current"
+    if allocate:  # wrongly answered facts got free slots of their own
+        alloc = info["allocation"]
+        assert alloc["wrong_facts"] > 0
+        # (a layer whose queries cannot tell the entities apart gets none: nothing to key on)
+        assert all(v["allocated"] <= alloc["wrong_facts"] * v["per_fact"] for v in alloc["slots"].values())
+        assert any(v["allocated"] > 0 for v in alloc["slots"].values())
     n_changed = 0
     for n, t in model.state_dict().items():
         if n.endswith((".keys", ".values")) and ".kmm." in n:
@@ -150,3 +157,70 @@ def test_train_field_leaves_every_other_tensor_bit_identical(tiny_run):
             assert torch.equal(t, ref[n]), n
     assert n_changed == 2 * len(model.memory_modules())
     torch.testing.assert_close(fld.keys[next(iter(fld.keys))], model.export_field("people").keys[next(iter(fld.keys))])
+
+
+def test_shadow_rounds_evaluate_and_are_dropped_from_the_saved_model(tmp_path):
+    """Shadow fields exist only while training: rounds re-draw them, the
+    periodic eval reads each in place of its real field, and the returned
+    model has exactly the shipped fields."""
+    from lokiserve.train.world import FIELD_NAMES
+
+    cfg = TrainConfig(steps=12, **{**TINY, "eval_every": 6, "shadow_every": 5, "shadow_share": 0.4,
+                                    "memory_readout_weight": 0.5})
+    logs = []
+    model, _, _, info = train_backbone(cfg, tmp_path / "run", resume=False, progress=False, log=logs.append)
+    assert model.field_names == list(FIELD_NAMES)
+    assert all(m.keys.shape[0] == len(FIELD_NAMES) for m in model.memory_modules().values())
+    evals = [h["eval"] for h in info["history"] if "eval" in h]
+    assert len(evals) == 2 and all("shadow:geography" in e and "geography" in e for e in evals)
+
+
+def test_shadow_sequences_read_the_shadow_instead_of_the_real_field(tiny_run):
+    import random
+
+    from lokiserve.train.data import Encoder
+    from lokiserve.train.tokenizer import load_tokenizer
+    from lokiserve.train.trainer import SHADOW_PREFIX, Sampler, training_field_names
+
+    cfg, _, world, _, out, _ = tiny_run
+    cfg = TrainConfig(**{**TINY, "shadow_share": 1.0, "p_language": 0.0, "practice_share": 0.0, "zero_own": 0.0})
+    names = training_field_names(cfg)
+    field_of = {n: i for i, n in enumerate(names)}
+    sampler = Sampler(world, Encoder(load_tokenizer(out)), cfg, field_of)
+    sampler.rng = random.Random(3)
+    sampler.draw_shadows(0)
+    changed = {d: [f for f in facts if f.changed] for d, facts in sampler.shadow.items()}
+    assert all(changed.values())  # at least half of every domain re-drawn
+    seqs, scale = sampler.batch(32, len(names), field_of[RESERVE_FIELD])
+    shadow_ids = {field_of[SHADOW_PREFIX + d]: d for d in sampler.shadow}
+    for s, sc in zip(seqs, scale):
+        assert s.field in shadow_ids  # shadow_share 1: every fact sequence reads a shadow
+        d = shadow_ids[s.field]
+        assert sc[field_of[d]] == 0 and sc[s.field] == 1
+        assert all(sc[i] == 0 for i in shadow_ids if i != s.field)
+    # the counterfactual answers are what the shadow sequences teach
+    tok = load_tokenizer(out)
+    text = " ".join(tok.decode(s.ids) for s in seqs)
+    assert any(f.answer.strip() in text for fs in changed.values() for f in fs)
+    # a new round draws other answers
+    again = Sampler(world, Encoder(tok), cfg, field_of)
+    again.draw_shadows(1)
+    assert any([f.answer for f in again.shadow[d]] != [f.answer for f in sampler.shadow[d]] for d in sampler.shadow)
+
+
+def test_memory_readout_loss_reaches_the_memory_and_names_answers():
+    from lokiserve.train.trainer import capture_last_memory, memory_readout_loss
+
+    model = make_model()
+    x = torch.randint(0, 97, (2, 6))
+    targets = torch.randint(0, 97, (2, 6))
+    mask = torch.zeros(2, 6, dtype=torch.bool)
+    mask[:, 3] = True
+    with capture_last_memory(model) as box:
+        model(x)
+    loss = memory_readout_loss(model, box["m"], targets, mask)
+    assert box["m"].shape == (2, 6, model.config.hidden_size) and torch.isfinite(loss) and loss > 0
+    loss.backward()
+    last = model.memory_modules()[max(model.memory_modules())]
+    assert last.values.grad.abs().sum() > 0 and last.out.weight.grad.abs().sum() > 0
+    assert float(memory_readout_loss(model, box["m"], targets, torch.zeros_like(mask))) == 0.0

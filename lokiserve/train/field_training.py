@@ -21,6 +21,7 @@ the backbone trained.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from pathlib import Path
@@ -100,6 +101,70 @@ def init_field_from_queries(model, f: int, tok, rows: list[dict], gen: torch.Gen
         mem.keys[f].copy_(q[j % n, (j // n) % H] * sharpness * dk ** 0.5)
 
 
+def _centered(q: torch.Tensor, rows: list[dict]) -> torch.Tensor:
+    """Queries minus their relation's mean, with the mean direction projected
+    out: what tells one entity's query from another's (n, H, d_k)."""
+    out = q.clone()
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(f"{r['domain']}/{r.get('relation', '')}", []).append(i)
+    for idx in groups.values():
+        g = q[idx]
+        m = g.mean(dim=0, keepdim=True)
+        u = m / m.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        c = g - m if len(idx) > 1 else g
+        out[idx] = c - (c * u).sum(-1, keepdim=True) * u
+    return out
+
+
+@torch.no_grad()
+def allocate_edit_slots(model, f: int, tok, facts: list[dict], field_rows: list[dict], margin: float = 3.0) -> dict:
+    """Give every taught fact that the model gets wrong slots of its own.
+
+    A trained field shares slots between many facts (a relation's queries
+    differ little by entity), so changing one slot's value to teach one new
+    answer changes the answers of the facts that share it. For each wrong
+    fact and KMM layer, up to one slot per head is taken from the slots that
+    no prompt of this field selects; its key points along the fact's
+    centred query, scaled so that it scores ``margin`` above the fact's
+    current best slot, and its value starts as a copy of that slot's value
+    (so nothing changes until training moves it). Returns counts."""
+    from lokiserve.train.evaluate import fact_correct
+
+    wrong = [r for r, ok in zip(facts, fact_correct(model, tok, facts)) if not ok]
+    report = {"wrong_facts": len(wrong), "slots": {}}
+    if not wrong:
+        return report
+    q_all = prompt_queries(model, tok, field_rows + facts)
+    q_wrong = prompt_queries(model, tok, wrong)
+    for li, mem in model.memory_modules().items():
+        keys, values = mem.keys[f], mem.values[f]  # views: edits write the model
+        N, d_k = keys.shape
+        H = mem.heads
+        scale = 1.0 / math.sqrt(d_k)
+        used = torch.zeros(N, dtype=torch.bool)
+        used[(torch.einsum("nhd,sd->nhs", q_all[li], keys) * scale).topk(mem.topk, dim=-1).indices.flatten()] = True
+        free = (~used).nonzero().flatten().tolist()
+        per_fact = min(H, len(free) // len(wrong))
+        qw = q_wrong[li]
+        qc = _centered(qw, wrong)
+        scores = torch.einsum("nhd,sd->nhs", qw, keys) * scale  # (m, H, N)
+        best_score, best_slot = scores.max(dim=-1)
+        taken = 0
+        for i in range(len(wrong)):
+            for h in range(per_fact):
+                direction = qc[i, h] / qc[i, h].norm().clamp(min=1e-6)
+                along = float(qw[i, h] @ direction)  # > 0: the centred part of the query itself
+                if along <= 1e-6:
+                    continue
+                slot = free.pop()
+                keys[slot] = direction * (float(best_score[i, h]) + margin) / (along * scale)
+                values[slot] = values[int(best_slot[i, h])]
+                taken += 1
+        report["slots"][str(li)] = {"free": taken + len(free), "allocated": taken, "per_fact": per_fact}
+    return report
+
+
 def train_field(
     model_dir: str | Path,
     facts: list[dict],
@@ -120,11 +185,16 @@ def train_field(
     log=print,
     model=None,
     layers: list[int] | None = None,
+    allocate: bool = False,
+    readout_weight: float = 0.0,
 ):
     """Train field ``field`` of the model in ``model_dir`` on ``facts``.
 
     Returns (Field, info). ``init``: "auto" (keep current contents unless the
-    field is empty), "current" or "random".
+    field is empty), "current" or "random". ``allocate``: when editing a
+    field's current contents, first give each wrongly answered fact free
+    slots of its own (``allocate_edit_slots``). ``readout_weight``: weight of
+    the memory read-out loss (``trainer.memory_readout_loss``).
     """
     torch.set_num_threads(threads)
     model_dir = Path(model_dir)
@@ -149,6 +219,9 @@ def train_field(
         retain = read_facts(world) if world.exists() else []
     taught = {r["prompt"] for r in facts}
     retain = [r for r in retain if r["prompt"] not in taught]
+    allocation = None
+    if allocate and started == "current":
+        allocation = allocate_edit_slots(model, f, tok, facts, [r for r in retain if r.get("field") == name])
     target_facts = facts_from_rows(facts)
     retain_facts = facts_from_rows(retain)
     enc = Encoder(tok)
@@ -171,7 +244,7 @@ def train_field(
             frozen_copy.append(p.detach().clone())
             keep_masks.append(keep)
     opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.98), eps=1e-8)
-    cfg = TrainConfig(text_weight=text_weight)
+    cfg = TrainConfig(text_weight=text_weight, memory_readout_weight=readout_weight)
     scale = torch.ones(batch_size, len(model.field_names))
     n_retain = int(round(batch_size * retain_share)) if retain_facts else 0
     warmup = max(1, steps // 20)
@@ -201,7 +274,7 @@ def train_field(
     with torch.no_grad():
         target_acc = evaluate_facts(model, tok, facts)
     info = {"field": name, "steps": steps, "lr": lr, "batch_size": batch_size, "retain_share": retain_share,
-            "init": started, "seconds": round(time.time() - t0, 1), "loss_first": history[0] if history else None,
+            "init": started, "allocation": allocation, "seconds": round(time.time() - t0, 1), "loss_first": history[0] if history else None,
             "loss_last": history[-1] if history else None, "target_accuracy": target_acc["overall"]["accuracy"]}
     log(f"train-field {name}: {steps} steps in {info['seconds']}s, loss {info['loss_first']:.3f} -> "
         f"{info['loss_last']:.3f}, accuracy on its facts {info['target_accuracy']}%")

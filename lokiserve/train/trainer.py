@@ -13,7 +13,23 @@ Field supervision (see memories/demo/README.md for the why):
 * the reserve field holds a *practice* domain (the ``creatures`` schema with
   fresh entities) that is re-drawn and whose slice of memory is re-initialised
   every ``practice_every`` steps, so that reading a freshly trained field is a
-  learned skill; it is zeroed before the model is saved.
+  learned skill; it is zeroed before the model is saved;
+* optional, off by default (tried for editing/insertion, see
+  memories/demo/README.md): *shadow fields* (training only): every trained domain has a second field
+  that holds a counterfactual copy of the domain (``shadow_fraction`` of its
+  answers re-drawn from the same relation's answers), re-drawn and
+  re-trained every ``shadow_every`` steps, starting either from a copy of the
+  real field (an edit) or from scratch (an insertion). A share
+  ``shadow_share`` of the domain's sequences reads the shadow instead of the
+  real field. The same prompt then has different answers depending only on
+  the field, so the backbone cannot memorise entity -> answer and must
+  decode the answer from the field: the skill ``train-field`` relies on.
+  The shadow fields are dropped when the model is saved;
+* *memory read-out loss*: at every answer token, the last KMM layer's output
+  alone, through the final norm and the tied LM head, must predict the
+  answer (weight ``memory_readout_weight``). The field's values then name
+  their answers in embedding space, which is what lets ``train-field`` write
+  a new answer into a field with the backbone frozen.
 
 AdamW, linear warmup + cosine decay, gradient clipping, tqdm, periodic eval,
 resumable checkpoints (model, optimizer, step, RNG states), deterministic
@@ -22,6 +38,7 @@ from the seed on a given machine and thread count.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -37,8 +54,18 @@ from lokiserve.train.data import Encoder, fact_sequence, language_sequence, make
 from lokiserve.train.fastkmm import fast_kmm, token_mask
 from lokiserve.train.tokenizer import load_tokenizer, save_hf_tokenizer, special_ids, train_tokenizer
 from lokiserve.train.world import (
-    FIELD_NAMES, RESERVE_FIELD, TRAINED_DOMAINS, World, build_world, practice_facts, write_facts,
+    FIELD_NAMES, RESERVE_FIELD, TRAINED_DOMAINS, World, build_world, edit_domain, practice_facts, write_facts,
 )
+
+SHADOW_PREFIX = "shadow:"
+
+
+def training_field_names(cfg: "TrainConfig") -> list[str]:
+    """The shipped fields, then one shadow field per trained domain."""
+    names = list(FIELD_NAMES)
+    if cfg.shadow_share > 0:
+        names += [SHADOW_PREFIX + d for d in TRAINED_DOMAINS]
+    return names
 
 
 @dataclass
@@ -73,12 +100,17 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     text_weight: float = 0.2
+    memory_readout_weight: float = 0.0  # off: measured not to help (memories/demo/README.md)
     # field supervision
     drop_other: float = 0.2
     drop_reserve: float = 0.5
     zero_own: float = 0.15
     practice_share: float = 0.15
     practice_every: int = 250
+    shadow_share: float = 0.0  # off: measured not to help (memories/demo/README.md)
+    shadow_every: int = 200
+    shadow_fraction: tuple[float, float] = (0.5, 1.0)
+    shadow_copy: float = 0.5
     # batch mix
     p_connective: float = 0.25
     p_two_facts: float = 0.1
@@ -89,7 +121,9 @@ class TrainConfig:
     threads: int = 1
 
 
-def model_config(cfg: TrainConfig, vocab_size: int, special: dict[str, int]) -> LoKiFormerConfig:
+def model_config(cfg: TrainConfig, vocab_size: int, special: dict[str, int],
+                 field_names: list[str] | None = None) -> LoKiFormerConfig:
+    field_names = list(field_names or FIELD_NAMES)
     return LoKiFormerConfig(
         vocab_size=vocab_size,
         hidden_size=cfg.hidden_size,
@@ -102,13 +136,13 @@ def model_config(cfg: TrainConfig, vocab_size: int, special: dict[str, int]) -> 
         max_position_embeddings=256,
         tie_word_embeddings=True,
         kmm_layers=list(cfg.kmm_layers),
-        kmm_num_fields=len(FIELD_NAMES),
+        kmm_num_fields=len(field_names),
         kmm_slots_per_field=cfg.kmm_slots_per_field,
         kmm_key_dim=cfg.kmm_key_dim,
         kmm_value_dim=cfg.kmm_value_dim,
         kmm_heads=cfg.kmm_heads,
         kmm_topk=cfg.kmm_topk,
-        kmm_field_names=list(FIELD_NAMES),
+        kmm_field_names=field_names,
         bos_token_id=special["bos"],
         eos_token_id=special["eos"],
         pad_token_id=special["pad"],
@@ -164,6 +198,9 @@ class Sampler:
         self.facts = world.facts
         self.by_domain = {d: world.by_domain(d) for d in world.domains}
         self.practice: list = []
+        self.shadow: dict[str, list] = {}  # domain -> its counterfactual facts (same order as by_domain)
+        self.real_of_shadow = {field_of[SHADOW_PREFIX + d]: field_of[d] for d in TRAINED_DOMAINS
+                               if SHADOW_PREFIX + d in field_of}
 
     def sequence(self):
         cfg, rng = self.cfg, self.rng
@@ -176,8 +213,13 @@ class Sampler:
             group = [f] if rng.random() >= cfg.p_two_facts else [f, rng.choice(pool)]
         else:
             f = rng.choice(self.facts)
+            pool = self.by_domain[f.domain]
             fidx = self.field_of[f.field]
-            group = [f] if rng.random() >= cfg.p_two_facts else [f, rng.choice(self.by_domain[f.domain])]
+            if f.domain in self.shadow and rng.random() < cfg.shadow_share:
+                pool = self.shadow[f.domain]
+                f = pool[self.by_domain[f.domain].index(f)]
+                fidx = self.field_of[SHADOW_PREFIX + f.domain]
+            group = [f] if rng.random() >= cfg.p_two_facts else [f, rng.choice(pool)]
         conn = rng.choice(self.world.connectives) if rng.random() < cfg.p_connective else None
         return fact_sequence(self.enc, group, fidx, rng, connective=conn)
 
@@ -185,8 +227,11 @@ class Sampler:
         cfg, rng = self.cfg, self.rng
         seqs = [self.sequence() for _ in range(batch_size)]
         scale = torch.ones(batch_size, num_fields)
+        shadows = list(self.real_of_shadow)
         for b, s in enumerate(seqs):
             for f in range(num_fields):
+                if f in self.real_of_shadow:
+                    continue  # shadow fields: set below
                 if f == s.field:
                     if rng.random() < cfg.zero_own:
                         scale[b, f] = 0.0
@@ -194,12 +239,99 @@ class Sampler:
                     scale[b, f] = 0.0
             if not self.practice:
                 scale[b, reserve] = 0.0
+            if shadows:
+                scale[b, shadows] = 0.0
+            if s.field in self.real_of_shadow:  # the shadow stands in for the real field
+                scale[b, self.real_of_shadow[s.field]] = 0.0
+                scale[b, s.field] = 0.0 if rng.random() < cfg.zero_own else 1.0
         return seqs, scale
+
+    def draw_shadows(self, round_index: int) -> dict[str, bool]:
+        """New counterfactual facts for every domain; returns, per domain,
+        whether its shadow field starts as a copy of the real field."""
+        rng = random.Random(f"{self.cfg.seed}:shadow:{round_index}")
+        copy = {}
+        for d in TRAINED_DOMAINS:
+            if SHADOW_PREFIX + d not in self.field_of:
+                continue
+            fraction = rng.uniform(*self.cfg.shadow_fraction)
+            self.shadow[d] = edit_domain(self.world, d, fraction, seed=10_000 + round_index)
+            copy[d] = rng.random() < self.cfg.shadow_copy
+        return copy
+
+
+@contextlib.contextmanager
+def enabled_fields(model: LoKiFormerForCausalLM, names: list[str]):
+    """Only the named fields take part (evaluation of a training model)."""
+    mems = list(model.memory_modules().values())
+    saved = [m.enabled.clone() for m in mems]
+    keep = torch.tensor([n in names for n in model.field_names])
+    try:
+        for m, e in zip(mems, saved):
+            m.enabled.copy_(e & keep)
+        yield model
+    finally:
+        for m, e in zip(mems, saved):
+            m.enabled.copy_(e)
+
+
+@torch.no_grad()
+def start_shadow(model: LoKiFormerForCausalLM, shadow: int, real: int, copy: bool, gen: torch.Generator,
+                 optimizer: torch.optim.Optimizer | None) -> None:
+    """A shadow field starts a new round: a copy of the real field (practising
+    an edit) or fresh memory (practising an insertion); fresh optimizer state."""
+    reinit_field(model, shadow, gen, optimizer)
+    if copy:
+        for mem in model.memory_modules().values():
+            mem.keys[shadow].copy_(mem.keys[real])
+            mem.values[shadow].copy_(mem.values[real])
+
+
+def shipped_model(model: LoKiFormerForCausalLM) -> LoKiFormerForCausalLM:
+    """The model without its training-only shadow fields."""
+    names = [n for n in model.field_names if not n.startswith(SHADOW_PREFIX)]
+    if names == list(model.field_names):
+        return model
+    keep = [model.field_index(n) for n in names]
+    cfg = LoKiFormerConfig(**{**model.config.to_dict(), "kmm_num_fields": len(names), "kmm_field_names": names})
+    out = LoKiFormerForCausalLM(cfg)
+    state = {}
+    for k, v in model.state_dict().items():
+        if is_memory_tensor(k) or k.endswith(".enabled"):
+            v = v[keep]
+        state[k] = v
+    out.load_state_dict(state)
+    return out.eval()
+
+
+@contextlib.contextmanager
+def capture_last_memory(model: LoKiFormerForCausalLM):
+    """Record the output of the last KMM layer (B, T, d) during forward."""
+    box: dict[str, torch.Tensor] = {}
+    last = model.memory_modules()[max(model.memory_modules())]
+    handle = last.register_forward_hook(lambda _m, _i, out: box.__setitem__("m", out))
+    try:
+        yield box
+    finally:
+        handle.remove()
+
+
+def memory_readout_loss(model: LoKiFormerForCausalLM, m: torch.Tensor, targets: torch.Tensor,
+                        mask: torch.Tensor) -> torch.Tensor:
+    """Sum of cross-entropies of the answer read from the last memory layer's
+    output alone, through the final norm and the (tied) LM head: a field's
+    values must *name* the answer, so that training a field with the backbone
+    frozen can write a new one."""
+    if not bool(mask.any()):
+        return m.new_zeros(())
+    logits = model.lm_head(model.model.norm(m[mask])).float()
+    return torch.nn.functional.cross_entropy(logits, targets[mask], reduction="sum")
 
 
 def train_micro_batches(model, seqs, scale, special, cfg, chunks: int = 2) -> torch.Tensor:
     """Forward/backward in length-sorted chunks (less padding); the loss is the
-    weighted mean over the whole batch. Returns the loss (detached)."""
+    weighted mean over the whole batch, plus ``cfg.memory_readout_weight`` x the
+    memory read-out loss per answer token. Returns the loss (detached)."""
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
     parts = [order[j * len(order) // chunks:(j + 1) * len(order) // chunks] for j in range(chunks)]
     batches = []
@@ -210,13 +342,18 @@ def train_micro_batches(model, seqs, scale, special, cfg, chunks: int = 2) -> to
             batches.append((make_batch(sub, scale.shape[1], special["pad"], special["abstain"], sc,
                                        cfg.text_weight), sc))
     total_w = sum(float(b["weights"].sum()) for b, _ in batches)
+    readout = cfg.memory_readout_weight
+    answer_masks = [(b["weights"] == 1.0) & (b["targets"] != special["abstain"]) for b, _ in batches]
+    n_answers = max(1, sum(int(a.sum()) for a in answer_masks))
     total = 0.0
-    for b, sc in batches:
-        with token_mask(model, b["mask"]):
+    for (b, sc), answers in zip(batches, answer_masks):
+        with token_mask(model, b["mask"]), capture_last_memory(model) as box:
             out = model(b["input_ids"], kmm_field_scale=sc, kmm_grad_fields=b["grad_fields"])
         ce = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]),
                                                b["targets"].reshape(-1), reduction="none")
         loss = (ce * b["weights"].reshape(-1)).sum() / max(total_w, 1e-6)
+        if readout > 0:
+            loss = loss + readout * memory_readout_loss(model, box["m"], b["targets"], answers) / n_answers
         loss.backward()
         total += float(loss.detach())
     return torch.tensor(total)
@@ -249,7 +386,7 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
     world, tok = build_artifacts(cfg, run_dir)
     special = special_ids(tok)
     torch.manual_seed(cfg.seed)
-    mcfg = model_config(cfg, tok.get_vocab_size(), special)
+    mcfg = model_config(cfg, tok.get_vocab_size(), special, training_field_names(cfg))
     model = LoKiFormerForCausalLM(mcfg)
     names = list(mcfg.kmm_field_names)
     field_of = {n: i for i, n in enumerate(names)}
@@ -259,7 +396,7 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
     groups = param_groups(model, cfg)
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    step, history, practice_round = 0, [], -1
+    step, history, practice_round, shadow_round = 0, [], -1, -1
     ckpt_path = run_dir / "checkpoint.pt"
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, weights_only=False)
@@ -268,11 +405,14 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step, history, practice_round = ck["step"], ck["history"], ck["practice_round"]
+        shadow_round = ck.get("shadow_round", -1)
         sampler.rng.setstate(ck["rng"]["sampler"])
         torch.set_rng_state(ck["rng"]["torch"])
         gen.set_state(ck["rng"]["gen"])
         if practice_round >= 0:
             sampler.practice = practice_facts(world, practice_round, cfg.practice_entities)
+        if shadow_round >= 0:
+            sampler.draw_shadows(shadow_round)
         log(f"resumed from {ckpt_path} at step {step}")
     model.train()
     t0 = time.time()
@@ -284,6 +424,11 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
                 practice_round = step // cfg.practice_every
                 sampler.practice = practice_facts(world, practice_round, cfg.practice_entities)
                 reinit_field(model, reserve, gen, opt)
+            if sampler.real_of_shadow and step // cfg.shadow_every != shadow_round:
+                shadow_round = step // cfg.shadow_every
+                copy = sampler.draw_shadows(shadow_round)
+                for d, c in copy.items():
+                    start_shadow(model, field_of[SHADOW_PREFIX + d], field_of[d], c, gen, opt)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * lr_factor(step, cfg)
             seqs, scale = sampler.batch(cfg.batch_size, len(names), reserve)
@@ -299,23 +444,32 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
             record = {"step": step, "loss": lv, "loss_ema": ema, "elapsed_s": time.time() - t0}
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 model.eval()
-                with torch.no_grad():
+                with torch.no_grad(), enabled_fields(model, list(FIELD_NAMES)):
                     acc = evaluate_facts(model, tok, [f.record() for f in world.facts], per_domain_limit=60)
                     prac = evaluate_facts(model, tok, [f.record() for f in sampler.practice]) if sampler.practice else None
-                model.train()
                 record["eval"] = {d: r["accuracy"] for d, r in acc["domains"].items()}
                 if prac:
                     record["eval"]["practice"] = prac["overall"]["accuracy"]
+                for d, facts in sampler.shadow.items():  # the shadow read in place of the real field
+                    fields_on = [n for n in FIELD_NAMES if n != d] + [SHADOW_PREFIX + d]
+                    changed = [f.record() for f in facts if f.changed]
+                    with torch.no_grad(), enabled_fields(model, fields_on):
+                        sh = evaluate_facts(model, tok, changed[:60]) if changed else None
+                    if sh:
+                        record["eval"][SHADOW_PREFIX + d] = sh["overall"]["accuracy"]
+                model.train()
                 log(f"step {step}: loss {ema:.3f} eval {record['eval']}")
             history.append(record)
             if step % cfg.ckpt_every == 0 or step == cfg.steps or step == stop_at:
                 tmp = ckpt_path.with_suffix(".tmp")
                 torch.save({"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
                             "step": step, "history": history, "practice_round": practice_round,
+                            "shadow_round": shadow_round,
                             "rng": _rng_state(sampler, gen)}, tmp)
                 tmp.replace(ckpt_path)
     bar.close()
     model.eval()
+    model = shipped_model(model)
     return model, world, tok, {"history": history, "train_seconds": time.time() - t0}
 
 
