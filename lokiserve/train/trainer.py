@@ -22,14 +22,15 @@ Field supervision (see memories/demo/README.md for the why):
   real field (an edit) or from scratch (an insertion). A share
   ``shadow_share`` of the domain's sequences reads the shadow instead of the
   real field. The same prompt then has different answers depending only on
-  the field, so the backbone cannot memorise entity -> answer and must
-  decode the answer from the field: the skill ``train-field`` relies on.
-  The shadow fields are dropped when the model is saved;
+  the field, so the backbone should not memorise entity -> answer but
+  decode the answer from the field, the skill ``train-field`` relies on
+  (measured: it still memorised). The shadow fields are dropped when the
+  model is saved;
 * *memory read-out loss*: at every answer token, the last KMM layer's output
   alone, through the final norm and the tied LM head, must predict the
-  answer (weight ``memory_readout_weight``). The field's values then name
-  their answers in embedding space, which is what lets ``train-field`` write
-  a new answer into a field with the backbone frozen.
+  answer (weight ``memory_readout_weight``), so that a field's values name
+  their answers in embedding space and ``train-field`` could write a new
+  answer with the backbone frozen (measured: it did not, and slowed training).
 
 AdamW, linear warmup + cosine decay, gradient clipping, tqdm, periodic eval,
 resumable checkpoints (model, optimizer, step, RNG states), deterministic
