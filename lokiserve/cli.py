@@ -69,6 +69,11 @@ def add_train_demo_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--memory-readout-weight", type=float, default=d.memory_readout_weight,
                    help="weight of the loss that makes the last memory layer's output alone name each answer "
                    "(0 = off; also used for the shipped fields) (default: %(default)s)")
+    p.add_argument("--practice-episode-steps", type=int, default=d.practice_episode_steps,
+                   help="frozen-backbone field-training steps at the start of each practice round (0 = off; an attempt "
+                   "at new-domain insertion) (default: %(default)s)")
+    p.add_argument("--practice-every", type=int, default=d.practice_every,
+                   help="steps per practice round (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.set_defaults(func=cmd_train_demo)
     return p
@@ -84,7 +89,8 @@ def cmd_train_demo(args) -> int:
     t0 = time.time()
     cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       memory_lr=args.memory_lr, threads=args.threads, shadow_share=args.shadow_share,
-                      memory_readout_weight=args.memory_readout_weight)
+                      memory_readout_weight=args.memory_readout_weight,
+                      practice_episode_steps=args.practice_episode_steps, practice_every=args.practice_every)
     record_path = Path(args.bench_dir) / "demo_train.json"
     if args.fields_only:
         out = Path(args.out)

@@ -224,3 +224,36 @@ def test_memory_readout_loss_reaches_the_memory_and_names_answers():
     last = model.memory_modules()[max(model.memory_modules())]
     assert last.values.grad.abs().sum() > 0 and last.out.weight.grad.abs().sum() > 0
     assert float(memory_readout_loss(model, box["m"], targets, torch.zeros_like(mask))) == 0.0
+
+
+def test_practice_episode_trains_only_the_practice_field(tiny_run):
+    """The frozen-backbone episode changes the practice (reserve) slice of the
+    memory and nothing else."""
+    from lokiserve.train.data import Encoder
+    from lokiserve.train.tokenizer import load_tokenizer
+    from lokiserve.train.trainer import Sampler, practice_episode, training_field_names
+    from lokiserve.train.world import practice_facts
+
+    cfg, _, world, _, out, _ = tiny_run
+    model = load_model(out)
+    names = training_field_names(cfg)
+    field_of = {n: i for i, n in enumerate(names)}
+    reserve = field_of[RESERVE_FIELD]
+    sampler = Sampler(world, Encoder(load_tokenizer(out)), cfg, field_of)
+    sampler.practice = practice_facts(world, 0, 4)
+    from lokiserve.train.tokenizer import special_ids
+    from lokiserve.train.trainer import reinit_field
+
+    reinit_field(model, reserve, torch.Generator().manual_seed(0))  # the reserve ships zeroed: fresh memory
+    ref = {n: t.clone() for n, t in model.state_dict().items()}
+    model.train()
+    loss = practice_episode(model, sampler, reserve, special_ids(load_tokenizer(out)), cfg, 0, 3)
+    assert loss > 0
+    for n, t in model.state_dict().items():
+        if n.endswith((".keys", ".values")) and ".kmm." in n:
+            others = [i for i in range(t.shape[0]) if i != reserve]
+            assert torch.equal(t[others], ref[n][others]), n
+            assert not torch.equal(t[reserve], ref[n][reserve]), n
+        else:
+            assert torch.equal(t, ref[n]), n
+    assert all(p.requires_grad for p in model.parameters())  # flags restored

@@ -13,7 +13,9 @@ Field supervision (see memories/demo/README.md for the why):
 * the reserve field holds a *practice* domain (the ``creatures`` schema with
   fresh entities) that is re-drawn and whose slice of memory is re-initialised
   every ``practice_every`` steps, so that reading a freshly trained field is a
-  learned skill; it is zeroed before the model is saved;
+  learned skill; it is zeroed before the model is saved. Optionally
+  (``practice_episode_steps``) each round starts with a *frozen-backbone
+  episode*: only the fresh practice field trains, as in ``train-field``;
 * optional, off by default (tried for editing/insertion, see
   memories/demo/README.md): *shadow fields* (training only): every trained domain has a second field
   that holds a counterfactual copy of the domain (``shadow_fraction`` of its
@@ -108,6 +110,7 @@ class TrainConfig:
     zero_own: float = 0.15
     practice_share: float = 0.15
     practice_every: int = 250
+    practice_episode_steps: int = 0  # >0: each practice round starts with this many frozen-backbone field steps
     shadow_share: float = 0.0  # off: measured not to help (memories/demo/README.md)
     shadow_every: int = 200
     shadow_fraction: tuple[float, float] = (0.5, 1.0)
@@ -288,6 +291,47 @@ def start_shadow(model: LoKiFormerForCausalLM, shadow: int, real: int, copy: boo
             mem.values[shadow].copy_(mem.values[real])
 
 
+def practice_episode(model: LoKiFormerForCausalLM, sampler: Sampler, reserve: int, special: dict, cfg: TrainConfig,
+                     round_index: int, steps: int) -> float:
+    """Train only the freshly re-initialised practice field, backbone and
+    every other field frozen, the way ``train-field`` inserts a new domain
+    (half of each batch practice facts, half the world's facts to retain).
+    The joint steps that follow then teach the backbone to read a field
+    trained like that. Returns the last loss."""
+    rng = random.Random(f"{cfg.seed}:episode:{round_index}")
+    mems = list(model.memory_modules().values())
+    trainable = [p for m in mems for p in (m.keys, m.values)]
+    flags = {p: p.requires_grad for p in model.parameters()}
+    originals = [p.detach().clone() for p in trainable]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in trainable:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(trainable, lr=cfg.memory_lr, betas=(0.9, 0.98))
+    keep = torch.ones(len(model.field_names), dtype=torch.bool)
+    keep[reserve] = False
+    scale = torch.ones(cfg.batch_size, len(model.field_names))
+    scale[:, list(sampler.real_of_shadow)] = 0.0
+    loss = torch.tensor(0.0)
+    try:
+        for _ in range(steps):
+            half = cfg.batch_size // 2
+            seqs = [fact_sequence(sampler.enc, [rng.choice(sampler.practice)], reserve, rng) for _ in range(half)]
+            seqs += [fact_sequence(sampler.enc, [f], sampler.field_of[f.field], rng)
+                     for f in (rng.choice(sampler.facts) for _ in range(cfg.batch_size - half))]
+            opt.zero_grad(set_to_none=True)
+            loss = train_micro_batches(model, seqs, scale, special, cfg)
+            opt.step()
+            with torch.no_grad():
+                for p, orig in zip(trainable, originals):
+                    p[keep] = orig[keep]
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+            p.grad = None
+    return float(loss)
+
+
 def shipped_model(model: LoKiFormerForCausalLM) -> LoKiFormerForCausalLM:
     """The model without its training-only shadow fields."""
     names = [n for n in model.field_names if not n.startswith(SHADOW_PREFIX)]
@@ -425,6 +469,8 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
                 practice_round = step // cfg.practice_every
                 sampler.practice = practice_facts(world, practice_round, cfg.practice_entities)
                 reinit_field(model, reserve, gen, opt)
+                if cfg.practice_episode_steps > 0:
+                    practice_episode(model, sampler, reserve, special, cfg, practice_round, cfg.practice_episode_steps)
             if sampler.real_of_shadow and step // cfg.shadow_every != shadow_round:
                 shadow_round = step // cfg.shadow_every
                 copy = sampler.draw_shadows(shadow_round)
