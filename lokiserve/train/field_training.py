@@ -34,7 +34,7 @@ from lokiserve.train.data import Encoder, fact_sequence
 from lokiserve.train.evaluate import evaluate_facts
 from lokiserve.train.fastkmm import fast_kmm
 from lokiserve.train.tokenizer import load_tokenizer, special_ids
-from lokiserve.train.trainer import TrainConfig, load_model, reinit_field, train_micro_batches
+from lokiserve.train.trainer import OneFieldTrainable, TrainConfig, load_model, reinit_field, train_micro_batches
 from lokiserve.train.world import facts_from_rows, read_facts
 
 
@@ -70,6 +70,23 @@ def prompt_queries(model, tok, rows: list[dict]) -> dict[int, torch.Tensor]:
     return captured
 
 
+def centred_queries(q: torch.Tensor, rows: list[dict]) -> torch.Tensor:
+    """Queries (n, H, d_k) minus their relation's mean, with the mean
+    direction projected out: the part that tells one entity from another
+    (a relation's queries share a large common part, the template)."""
+    out = q.clone()
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(f"{r['domain']}/{r.get('relation', '')}", []).append(i)
+    for idx in groups.values():
+        g = q[idx]
+        m = g.mean(dim=0, keepdim=True)  # (1, H, dk)
+        u = m / m.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        c = g - m
+        out[idx] = c - (c * u).sum(-1, keepdim=True) * u
+    return out
+
+
 @torch.no_grad()
 def init_field_from_queries(model, f: int, tok, rows: list[dict], gen: torch.Generator, sharpness: float = 2.0):
     """Empty-field init from the frozen model's own memory queries.
@@ -83,38 +100,13 @@ def init_field_from_queries(model, f: int, tok, rows: list[dict], gen: torch.Gen
     and scaled: every fact starts with its own slot. Values start small."""
     reinit_field(model, f, gen)
     queries = prompt_queries(model, tok, rows)
-    groups: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        groups.setdefault(f"{r['domain']}/{r.get('relation', '')}", []).append(i)
     for li, mem in model.memory_modules().items():
-        q = queries[li].clone()  # (n, H, dk)
+        q = centred_queries(queries[li], rows)  # (n, H, dk)
+        q = q / q.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         n, H, dk = q.shape
-        for idx in groups.values():
-            g = q[idx]
-            m = g.mean(dim=0, keepdim=True)  # (1, H, dk)
-            u = m / m.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-            c = g - m
-            c = c - (c * u).sum(-1, keepdim=True) * u
-            q[idx] = c / c.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         N = mem.keys.shape[1]
         j = torch.arange(N)
         mem.keys[f].copy_(q[j % n, (j // n) % H] * sharpness * dk ** 0.5)
-
-
-def _centered(q: torch.Tensor, rows: list[dict]) -> torch.Tensor:
-    """Queries minus their relation's mean, with the mean direction projected
-    out: what tells one entity's query from another's (n, H, d_k)."""
-    out = q.clone()
-    groups: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        groups.setdefault(f"{r['domain']}/{r.get('relation', '')}", []).append(i)
-    for idx in groups.values():
-        g = q[idx]
-        m = g.mean(dim=0, keepdim=True)
-        u = m / m.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        c = g - m if len(idx) > 1 else g
-        out[idx] = c - (c * u).sum(-1, keepdim=True) * u
-    return out
 
 
 @torch.no_grad()
@@ -147,7 +139,7 @@ def allocate_edit_slots(model, f: int, tok, facts: list[dict], field_rows: list[
         free = (~used).nonzero().flatten().tolist()
         per_fact = min(H, len(free) // len(wrong))
         qw = q_wrong[li]
-        qc = _centered(qw, wrong)
+        qc = centred_queries(qw, wrong)
         scores = torch.einsum("nhd,sd->nhs", qw, keys) * scale  # (m, H, N)
         best_score, best_slot = scores.max(dim=-1)
         taken = 0
@@ -229,21 +221,12 @@ def train_field(
 
     for p in model.parameters():
         p.requires_grad_(False)
-    params, frozen_copy, keep_masks = [], [], []
     for li, m in model.memory_modules().items():
-        trainable = layers is None or li in layers
-        if not trainable and started != "current":
+        if layers is not None and li not in layers and started != "current":
             with torch.no_grad():
                 m.values[f].zero_()  # this layer's slice of a new field stays silent
-        keep = torch.ones(len(model.field_names), dtype=torch.bool)
-        if trainable:
-            keep[f] = False
-        for p in (m.keys, m.values):
-            p.requires_grad_(True)
-            params.append(p)
-            frozen_copy.append(p.detach().clone())
-            keep_masks.append(keep)
-    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.98), eps=1e-8)
+    pin = OneFieldTrainable(model, f, layers)
+    opt = torch.optim.Adam(pin.params, lr=lr, betas=(0.9, 0.98), eps=1e-8)
     cfg = TrainConfig(text_weight=text_weight, memory_readout_weight=readout_weight)
     scale = torch.ones(batch_size, len(model.field_names))
     n_retain = int(round(batch_size * retain_share)) if retain_facts else 0
@@ -263,9 +246,7 @@ def train_field(
             opt.zero_grad(set_to_none=True)
             loss = train_micro_batches(model, seqs, scale, sp, cfg)
             opt.step()
-            with torch.no_grad():  # every other field stays bit-identical
-                for p, orig, keep in zip(params, frozen_copy, keep_masks):
-                    p[keep] = orig[keep]
+            pin.restore()  # every other field stays bit-identical
             history.append(float(loss))
             bar.set_postfix(loss=f"{float(loss):.3f}")
     model.eval()
@@ -274,7 +255,8 @@ def train_field(
     with torch.no_grad():
         target_acc = evaluate_facts(model, tok, facts)
     info = {"field": name, "steps": steps, "lr": lr, "batch_size": batch_size, "retain_share": retain_share,
-            "init": started, "allocation": allocation, "seconds": round(time.time() - t0, 1), "loss_first": history[0] if history else None,
+            "init": started, "allocation": allocation, "seconds": round(time.time() - t0, 1),
+            "loss_first": history[0] if history else None,
             "loss_last": history[-1] if history else None, "target_accuracy": target_acc["overall"]["accuracy"]}
     log(f"train-field {name}: {steps} steps in {info['seconds']}s, loss {info['loss_first']:.3f} -> "
         f"{info['loss_last']:.3f}, accuracy on its facts {info['target_accuracy']}%")

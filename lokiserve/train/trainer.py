@@ -203,6 +203,8 @@ class Sampler:
         self.by_domain = {d: world.by_domain(d) for d in world.domains}
         self.practice: list = []
         self.shadow: dict[str, list] = {}  # domain -> its counterfactual facts (same order as by_domain)
+        self.position = {(f.domain, f.entity, f.relation): i for facts in self.by_domain.values()
+                         for i, f in enumerate(facts)}  # where a fact sits in by_domain, and so in shadow
         self.real_of_shadow = {field_of[SHADOW_PREFIX + d]: field_of[d] for d in TRAINED_DOMAINS
                                if SHADOW_PREFIX + d in field_of}
 
@@ -221,7 +223,7 @@ class Sampler:
             fidx = self.field_of[f.field]
             if f.domain in self.shadow and rng.random() < cfg.shadow_share:
                 pool = self.shadow[f.domain]
-                f = pool[self.by_domain[f.domain].index(f)]
+                f = pool[self.position[(f.domain, f.entity, f.relation)]]
                 fidx = self.field_of[SHADOW_PREFIX + f.domain]
             group = [f] if rng.random() >= cfg.p_two_facts else [f, rng.choice(pool)]
         conn = rng.choice(self.world.connectives) if rng.random() < cfg.p_connective else None
@@ -291,6 +293,30 @@ def start_shadow(model: LoKiFormerForCausalLM, shadow: int, real: int, copy: boo
             mem.values[shadow].copy_(mem.values[real])
 
 
+class OneFieldTrainable:
+    """The memory tensors of every KMM layer, made trainable, and ``restore``
+    to call after each optimizer step: it puts back every slice except field
+    ``f``'s (in ``layers``, default all KMM layers), so that only that field
+    changes and every other tensor stays bit-identical."""
+
+    def __init__(self, model: LoKiFormerForCausalLM, f: int, layers: list[int] | None = None):
+        self.params: list[torch.Tensor] = []
+        self._saved: list[tuple[torch.Tensor, torch.Tensor]] = []  # (original copy, slices to keep)
+        for li, mem in model.memory_modules().items():
+            keep = torch.ones(len(model.field_names), dtype=torch.bool)
+            if layers is None or li in layers:
+                keep[f] = False
+            for p in (mem.keys, mem.values):
+                p.requires_grad_(True)
+                self.params.append(p)
+                self._saved.append((p.detach().clone(), keep))
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for p, (orig, keep) in zip(self.params, self._saved):
+            p[keep] = orig[keep]
+
+
 def practice_episode(model: LoKiFormerForCausalLM, sampler: Sampler, reserve: int, special: dict, cfg: TrainConfig,
                      round_index: int, steps: int) -> float:
     """Train only the freshly re-initialised practice field, backbone and
@@ -299,17 +325,11 @@ def practice_episode(model: LoKiFormerForCausalLM, sampler: Sampler, reserve: in
     The joint steps that follow then teach the backbone to read a field
     trained like that. Returns the last loss."""
     rng = random.Random(f"{cfg.seed}:episode:{round_index}")
-    mems = list(model.memory_modules().values())
-    trainable = [p for m in mems for p in (m.keys, m.values)]
     flags = {p: p.requires_grad for p in model.parameters()}
-    originals = [p.detach().clone() for p in trainable]
     for p in model.parameters():
         p.requires_grad_(False)
-    for p in trainable:
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(trainable, lr=cfg.memory_lr, betas=(0.9, 0.98))
-    keep = torch.ones(len(model.field_names), dtype=torch.bool)
-    keep[reserve] = False
+    pin = OneFieldTrainable(model, reserve)
+    opt = torch.optim.Adam(pin.params, lr=cfg.memory_lr, betas=(0.9, 0.98))
     scale = torch.ones(cfg.batch_size, len(model.field_names))
     scale[:, list(sampler.real_of_shadow)] = 0.0
     loss = torch.tensor(0.0)
@@ -322,9 +342,7 @@ def practice_episode(model: LoKiFormerForCausalLM, sampler: Sampler, reserve: in
             opt.zero_grad(set_to_none=True)
             loss = train_micro_batches(model, seqs, scale, special, cfg)
             opt.step()
-            with torch.no_grad():
-                for p, orig in zip(trainable, originals):
-                    p[keep] = orig[keep]
+            pin.restore()
     finally:
         for p, flag in flags.items():
             p.requires_grad_(flag)
@@ -388,17 +406,19 @@ def train_micro_batches(model, seqs, scale, special, cfg, chunks: int = 2) -> to
                                        cfg.text_weight), sc))
     total_w = sum(float(b["weights"].sum()) for b, _ in batches)
     readout = cfg.memory_readout_weight
-    answer_masks = [(b["weights"] == 1.0) & (b["targets"] != special["abstain"]) for b, _ in batches]
-    n_answers = max(1, sum(int(a.sum()) for a in answer_masks))
+    if readout > 0:
+        answer_masks = [(b["weights"] == 1.0) & (b["targets"] != special["abstain"]) for b, _ in batches]
+        n_answers = max(1, sum(int(a.sum()) for a in answer_masks))
     total = 0.0
-    for (b, sc), answers in zip(batches, answer_masks):
-        with token_mask(model, b["mask"]), capture_last_memory(model) as box:
+    for i, (b, sc) in enumerate(batches):
+        capture = capture_last_memory(model) if readout > 0 else contextlib.nullcontext({})
+        with token_mask(model, b["mask"]), capture as box:
             out = model(b["input_ids"], kmm_field_scale=sc, kmm_grad_fields=b["grad_fields"])
         ce = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]),
                                                b["targets"].reshape(-1), reduction="none")
         loss = (ce * b["weights"].reshape(-1)).sum() / max(total_w, 1e-6)
         if readout > 0:
-            loss = loss + readout * memory_readout_loss(model, box["m"], b["targets"], answers) / n_answers
+            loss = loss + readout * memory_readout_loss(model, box["m"], b["targets"], answer_masks[i]) / n_answers
         loss.backward()
         total += float(loss.detach())
     return torch.tensor(total)
