@@ -18,6 +18,34 @@ DEMO_DIR = REPO_ROOT / "memories" / "demo"
 BENCH_DIR = REPO_ROOT / "bench" / "results"
 
 
+def _number(kind, low: float, high: float | None = None, low_open: bool = False):
+    """argparse type: a finite ``kind`` in [low, high] (or (low, high] with
+    ``low_open``), so a bad value stops with a clear message before any work."""
+    import math
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        bad = not math.isfinite(value) or (value <= low if low_open else value < low) or (
+            high is not None and value > high)
+        if bad:
+            lo = f"> {low:g}" if low_open else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"{text} must be {lo}" + (f" and <= {high:g}" if high is not None else ""))
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE_INT = _number(int, 1)
+COUNT = _number(int, 0)
+POSITIVE = _number(float, 0.0, low_open=True)
+WEIGHT = _number(float, 0.0)
+FRACTION = _number(float, 0.0, 1.0)
+
+
 def _write_json(path: str | Path, data: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,36 +71,36 @@ def add_train_demo_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--bench-dir", default=str(BENCH_DIR),
                    help="where demo_*.json/.md/.png results go (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for the world, init and sampling (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=d.steps, help="backbone training steps (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="sequences per step (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak backbone learning rate (default: %(default)s)")
-    p.add_argument("--memory-lr", type=float, default=d.memory_lr,
+    p.add_argument("--steps", type=POSITIVE_INT, default=d.steps, help="backbone training steps (default: %(default)s)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=d.batch_size, help="sequences per step (default: %(default)s)")
+    p.add_argument("--lr", type=POSITIVE, default=d.lr, help="peak backbone learning rate (default: %(default)s)")
+    p.add_argument("--memory-lr", type=POSITIVE, default=d.memory_lr,
                    help="peak learning rate of the field memory (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=d.threads,
+    p.add_argument("--threads", type=POSITIVE_INT, default=d.threads,
                    help="torch threads; 1 is fastest when another process shares the 2 cores (default: %(default)s)")
-    p.add_argument("--field-steps", type=int, default=400,
+    p.add_argument("--field-steps", type=POSITIVE_INT, default=400,
                    help="steps for each shipped field (edit, new domain) (default: %(default)s)")
     p.add_argument("--edit-domain", default="geography", help="domain whose field is edited (default: %(default)s)")
     p.add_argument("--no-resume", action="store_true", help="ignore a checkpoint in --run-dir and start over")
     p.add_argument("--skip-fields", action="store_true", help="only train and save the model")
     p.add_argument("--fields-only", action="store_true",
                    help="keep the model already in --out; only rebuild the shipped fields and the results")
-    p.add_argument("--new-field-steps", type=int, default=None,
+    p.add_argument("--new-field-steps", type=POSITIVE_INT, default=None,
                    help="steps for the new-domain field (default: --field-steps)")
-    p.add_argument("--field-lr", type=float, default=1e-2,
+    p.add_argument("--field-lr", type=POSITIVE, default=1e-2,
                    help="peak learning rate of the shipped fields' training (default: %(default)s)")
     p.add_argument("--new-field-init", choices=["auto", "random", "queries"], default="auto",
                    help="init of the new-domain field (see train-field --init) (default: %(default)s)")
-    p.add_argument("--shadow-share", type=float, default=d.shadow_share,
+    p.add_argument("--shadow-share", type=FRACTION, default=d.shadow_share,
                    help="share of a domain's sequences that read a counterfactual shadow field instead of the real one "
                    "(0 = off; an attempt at editable fields, see memories/demo/README.md) (default: %(default)s)")
-    p.add_argument("--memory-readout-weight", type=float, default=d.memory_readout_weight,
+    p.add_argument("--memory-readout-weight", type=WEIGHT, default=d.memory_readout_weight,
                    help="weight of the loss that makes the last memory layer's output alone name each answer "
                    "(0 = off; also used for the shipped fields) (default: %(default)s)")
-    p.add_argument("--practice-episode-steps", type=int, default=d.practice_episode_steps,
+    p.add_argument("--practice-episode-steps", type=COUNT, default=d.practice_episode_steps,
                    help="frozen-backbone field-training steps at the start of each practice round (0 = off; an attempt "
                    "at new-domain insertion) (default: %(default)s)")
-    p.add_argument("--practice-every", type=int, default=d.practice_every,
+    p.add_argument("--practice-every", type=POSITIVE_INT, default=d.practice_every,
                    help="steps per practice round (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.set_defaults(func=cmd_train_demo)
@@ -187,21 +215,21 @@ def add_train_field_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="field file to write (.safetensors)")
     p.add_argument("--retain", default=None,
                    help="JSONL facts that must stay answered (default: the model's world.jsonl, minus re-taught prompts)")
-    p.add_argument("--steps", type=int, default=400, help="optimizer steps (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=64, help="sequences per step (default: %(default)s)")
-    p.add_argument("--retain-share", type=float, default=0.5,
+    p.add_argument("--steps", type=POSITIVE_INT, default=400, help="optimizer steps (default: %(default)s)")
+    p.add_argument("--lr", type=POSITIVE, default=1e-2, help="peak learning rate (default: %(default)s)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=64, help="sequences per step (default: %(default)s)")
+    p.add_argument("--retain-share", type=FRACTION, default=0.5,
                    help="fraction of each batch drawn from the retain set (default: %(default)s)")
     p.add_argument("--init", choices=["auto", "current", "random", "queries"], default="auto",
                    help="current: start from the field's contents; random: fresh random memory; queries: keys from "
                    "the model's queries for the facts; auto = current, or queries if the field is empty "
                    "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    p.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch threads (default: %(default)s)")
     p.add_argument("--allocate-slots", action="store_true",
                    help="when editing, first give each wrongly answered fact free slots of its own, keyed on its "
                    "query (an attempt at edit efficacy, see memories/demo/README.md)")
-    p.add_argument("--readout-weight", type=float, default=0.0,
+    p.add_argument("--readout-weight", type=WEIGHT, default=0.0,
                    help="weight of the memory read-out loss (for models trained with --memory-readout-weight) "
                    "(default: %(default)s)")
     p.add_argument("--description", default="", help="free text stored in the field file's metadata")
@@ -247,7 +275,7 @@ def add_eval_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_out", default=None, help="write the result as JSON here")
     p.add_argument("--md", default=None, help="with --ablation: write the Markdown table here")
     p.add_argument("--png", default=None, help="with --ablation: write the heatmap here")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    p.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch threads (default: %(default)s)")
     p.set_defaults(func=cmd_eval)
     return p
 

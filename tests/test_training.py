@@ -257,3 +257,33 @@ def test_practice_episode_trains_only_the_practice_field(tiny_run):
         else:
             assert torch.equal(t, ref[n]), n
     assert all(p.requires_grad for p in model.parameters())  # flags restored
+
+
+FIELD_ARGS = ["--facts", "f.jsonl", "--field", "x", "--out", "o"]
+
+
+@pytest.mark.parametrize("command, flag, value, words", [
+    ("train-demo", "--steps", "0", "must be >= 1"),
+    ("train-demo", "--lr", "-1e-3", "must be > 0"),
+    ("train-demo", "--memory-lr", "nan", "must be > 0"),
+    ("train-demo", "--shadow-share", "1.5", "<= 1"),
+    ("train-demo", "--memory-readout-weight", "-0.5", "must be >= 0"),
+    ("train-demo", "--practice-episode-steps", "-1", "must be >= 0"),
+    ("train-demo", "--practice-every", "0", "must be >= 1"),
+    ("train-demo", "--batch-size", "eight", "is not a int"),
+    ("train-field", "--retain-share", "-0.1", "must be >= 0"),
+    ("train-field", "--readout-weight", "inf", "must be >= 0"),
+    ("train-field", "--steps", "0", "must be >= 1"),
+])
+def test_training_flags_refuse_bad_numbers_before_any_work(command, flag, value, words, capsys, tmp_path):
+    """Out-of-range or non-finite values stop at parse time (exit 2) with the
+    flag named; nothing is trained or written."""
+    from lokiserve.cli import main
+
+    where = ["--out", str(tmp_path / "demo"), "--run-dir", str(tmp_path / "run")] if command == "train-demo" else FIELD_ARGS
+    with pytest.raises(SystemExit) as exc:
+        main([command, *where, f"{flag}={value}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and words in err, err
+    assert not any(tmp_path.iterdir())
