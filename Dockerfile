@@ -30,9 +30,11 @@ ARG CPU_BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${VLLM_IMAGE} AS base-cuda
 
 FROM ${CPU_BASE_IMAGE} AS base-cpu
-# libnuma: vLLM's CPU kernels link it; libgomp for torch's OpenMP.
+# libnuma: vLLM's CPU kernels link it; libgomp for torch's OpenMP; gcc +
+# libc6-dev build lokiserve's native KMM scan at first use (without them the
+# slower PyTorch path serves, with a warning).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libnuma1 libgomp1 \
+    && apt-get install -y --no-install-recommends libnuma1 libgomp1 gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 # vLLM's CPU backend sizes its KV cache from this (GiB); override at run time.
 ENV VLLM_CPU_KVCACHE_SPACE=4

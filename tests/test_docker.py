@@ -203,7 +203,9 @@ def test_installed_copies_import_and_register_the_plugin(installed):
     code = (
         "import json, importlib.metadata as md, lokiserve, lokiserve.model, lokiserve_vllm, lokiserve.server.launcher as l\n"
         "eps = [(ep.value, str(ep.dist.locate_file(''))) for ep in md.entry_points(group='vllm.general_plugins') if ep.name == 'lokiserve']\n"
-        "print(json.dumps({'lokiserve': lokiserve.__file__, 'plugin': lokiserve_vllm.__file__, 'eps': eps}))"
+        "from lokiserve.kernels.kmm import native\n"
+        "print(json.dumps({'lokiserve': lokiserve.__file__, 'plugin': lokiserve_vllm.__file__, 'eps': eps,\n"
+        "                  'scan_source': str(native.SOURCE), 'scan_source_exists': native.SOURCE.exists()}))"
     )
     r = subprocess.run([str(installed["py"]), "-c", code], cwd=installed["root"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -211,6 +213,8 @@ def test_installed_copies_import_and_register_the_plugin(installed):
     site = str(installed["site"])
     assert info["lokiserve"].startswith(site) and info["plugin"].startswith(site), info  # not the checkout
     assert any(value == "lokiserve_vllm:register" and path.startswith(site) for value, path in info["eps"]), info
+    # the native scan's C source ships as package data (it is compiled at first use)
+    assert info["scan_source_exists"] and info["scan_source"].startswith(site), info
     help_ = subprocess.run([str(installed["py"].parent / "lokiserve"), "serve", "--help"], cwd=installed["root"],
                            capture_output=True, text=True, timeout=120)
     assert help_.returncode == 0 and "--allow-remote-admin" in help_.stdout, help_.stderr[-2000:]

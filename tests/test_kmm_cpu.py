@@ -15,6 +15,18 @@ from lokiserve.kernels.kmm.cpu import BLOCK, blocked_topk
 from lokiserve.kernels.kmm.naive import select_topk
 
 
+@pytest.fixture(autouse=True, params=["native", "pytorch"])
+def cpu_impl(request, monkeypatch):
+    """Every test runs on both CPU implementations: the native scan
+    (``cpu_scan.c``) and the pure PyTorch path it falls back to."""
+    from lokiserve.kernels.kmm import native
+
+    monkeypatch.setenv("LOKISERVE_KMM_NATIVE", "1" if request.param == "native" else "0")
+    if request.param == "native" and native.scan_library() is None:
+        pytest.skip("no C compiler: the native scan is unavailable here")
+    return request.param
+
+
 def _inputs(B=6, H=4, F=5, N=256, dk=32, dv=16, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
     q = torch.randn(B, H, dk, generator=g).to(dtype)

@@ -17,6 +17,11 @@ exact:
 * the selected values of all fields are combined in one batched matmul
   instead of a per-field einsum and a sum.
 
+When the native scan (``native.py``, ``cpu_scan.c``) builds, everything after
+the score matmul runs there instead: one pass per row, no per-op overhead,
+same contract (tested against the reference). The blocked PyTorch path above
+stays as the fallback where no C compiler exists.
+
 ``tests/test_kmm_cpu.py`` compares it with ``kmm_decode_reference`` (random,
 exact ties inside and across blocks, disabled fields, small N, dtypes).
 """
@@ -27,6 +32,7 @@ import math
 
 import torch
 
+from lokiserve.kernels.kmm import native
 from lokiserve.kernels.kmm.naive import live_fields, select_topk
 
 BLOCK = 16  # slots per block of the first top-k stage
@@ -67,11 +73,14 @@ def kmm_decode_cpu(
     q: [B, H, d_k]; keys: [F, N, d_k]; values: [F, N, d_v]; enabled: [F] bool
     returns out: [B, H, d_v] in q's dtype; a disabled field is not searched.
     """
-    keys, values = live_fields(keys, values, enabled)
-    F, N, d_k = keys.shape
     B, H = q.shape[:2]
+    N = keys.shape[1]
     if not 1 <= topk <= N:
         raise ValueError(f"topk={topk} must be in [1, N={N}]")
+    if q.device.type == "cpu" and topk <= native.max_topk():
+        return _kmm_native(q, keys, values, enabled, topk)
+    keys, values = live_fields(keys, values, enabled)
+    F, N, d_k = keys.shape
     R = B * H
     if R == 0 or F == 0:
         return q.new_zeros(B, H, values.shape[-1])
@@ -85,4 +94,19 @@ def kmm_decode_cpu(
     flat = (top_idx + (torch.arange(F, device=q.device) * N).view(1, F, 1)).reshape(-1)
     selected = values.reshape(F * N, -1).float().index_select(0, flat).view(R, F * topk, -1)
     out = torch.bmm(weights.view(R, 1, F * topk), selected)  # sums the fields too
+    return out.view(B, H, -1).to(q.dtype)
+
+
+def _kmm_native(q, keys, values, enabled, topk):
+    """Score matmul in PyTorch (BLAS), the rest in ``cpu_scan.c``. All fields
+    are scored (no per-call copy of the live ones); the scan skips disabled
+    fields, so they still contribute nothing."""
+    F, N, d_k = keys.shape
+    B, H = q.shape[:2]
+    R = B * H
+    if R == 0:
+        return q.new_zeros(B, H, values.shape[-1])
+    q_scaled = q.reshape(R, d_k).float() * (1.0 / math.sqrt(d_k))
+    scores = (q_scaled @ keys.reshape(F * N, d_k).float().t()).view(R, F, N)
+    out = native.topk_combine(scores, values, enabled.to(torch.bool), topk)
     return out.view(B, H, -1).to(q.dtype)
