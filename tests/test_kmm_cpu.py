@@ -96,8 +96,9 @@ def test_exact_ties_resolve_to_lower_slot(where):
     _close(out[0, 0], expect + field1[0, 0].float())
 
 
-def test_disabled_fields_are_not_searched():
-    q, keys, values = _inputs(seed=3)
+@pytest.mark.parametrize("B", [6, 300])  # 300 x 4 heads: prefill-sized, live fields copied out first
+def test_disabled_fields_are_not_searched(B):
+    q, keys, values = _inputs(B=B, seed=3)
     for mask in ([1, 0, 1, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]):
         enabled = torch.tensor(mask, dtype=torch.bool)
         got = kmm_decode_cpu(q, keys, values, enabled, 4)

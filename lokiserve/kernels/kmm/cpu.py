@@ -37,6 +37,7 @@ from lokiserve.kernels.kmm.naive import live_fields, select_topk
 
 BLOCK = 16  # slots per block of the first top-k stage
 MIN_ROWS_BLOCKED = 128  # below this many (query, head) rows one plain top-k is as fast
+MIN_ROWS_COMPACT = 1024  # from this many rows, copying out the live fields pays for itself
 
 
 def blocked_topk(scores: torch.Tensor, topk: int) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -98,15 +99,23 @@ def kmm_decode_cpu(
 
 
 def _kmm_native(q, keys, values, enabled, topk):
-    """Score matmul in PyTorch (BLAS), the rest in ``cpu_scan.c``. All fields
-    are scored (no per-call copy of the live ones); the scan skips disabled
-    fields, so they still contribute nothing."""
+    """Score matmul in PyTorch (BLAS), the rest in ``cpu_scan.c``, which skips
+    disabled fields. Small batches score every field (no per-call copy of the
+    live ones); prefill-sized ones first drop the disabled fields, whose
+    scores would cost more than the copy."""
     F, N, d_k = keys.shape
     B, H = q.shape[:2]
     R = B * H
     if R == 0:
         return q.new_zeros(B, H, values.shape[-1])
+    enabled = enabled.to(torch.bool)
+    if R >= MIN_ROWS_COMPACT and not bool(enabled.all()):
+        keys, values = live_fields(keys, values, enabled)
+        F = keys.shape[0]
+        enabled = torch.ones(F, dtype=torch.bool)
+        if F == 0:
+            return q.new_zeros(B, H, values.shape[-1])
     q_scaled = q.reshape(R, d_k).float() * (1.0 / math.sqrt(d_k))
     scores = (q_scaled @ keys.reshape(F * N, d_k).float().t()).view(R, F, N)
-    out = native.topk_combine(scores, values, enabled.to(torch.bool), topk)
+    out = native.topk_combine(scores, values, enabled, topk)
     return out.view(B, H, -1).to(q.dtype)
