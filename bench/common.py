@@ -33,8 +33,16 @@ def demo_available() -> bool:
     return (DEMO / "config.json").is_file() and any(DEMO.glob("*.safetensors"))
 
 
-MODEL_HELP = ("LoKiFormer checkpoint directory, or 'tiny' (the tests' tiny random checkpoint) or 'random-demo' "
-              "(random weights with the demo's training dimensions); default: memories/demo if trained, else 'tiny'")
+MODEL_HELP = ("LoKiFormer checkpoint directory, or 'tiny' (the tests' tiny random checkpoint), 'random-demo' "
+              "(random weights with the demo's training dimensions) or 'random-base' (random weights, a 45M-parameter "
+              "backbone with the demo's memory geometry and tokenizer); default: memories/demo if trained, else 'tiny'")
+
+# 'random-base': a small-but-real backbone (hidden 768, 6 layers) carrying the
+# demo's memory unchanged (2 KMM layers, 5 fields x 256 slots, 4 heads, d 64,
+# top-4). At the demo's own size the memory is a quarter of the model's
+# multiply-adds; here it is about 3%, as in a production-sized model.
+BASE_DIMS = dict(hidden_size=768, num_hidden_layers=6, num_attention_heads=12, num_key_value_heads=4, head_dim=64,
+                 intermediate_size=2048, kv_latent_dim=256, kmm_layers=[2, 4])
 
 
 def build_random_demo(path: Path, seed: int = 0) -> Path:
@@ -63,13 +71,39 @@ def build_random_demo(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def build_random_base(path: Path, seed: int = 0) -> Path:
+    """Random LoKiFormer with ``BASE_DIMS`` and otherwise the demo's config
+    (memory geometry, vocabulary, positions) and tokenizer."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from lokiserve.model import LoKiFormerConfig, LoKiFormerForCausalLM
+
+    cfg = LoKiFormerConfig.from_pretrained(DEMO)
+    for key, value in BASE_DIMS.items():
+        setattr(cfg, key, value)
+    cfg.validate()
+    torch.manual_seed(seed)
+    model = LoKiFormerForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for mem in model.memory_modules().values():
+            mem.values.normal_(std=1.0)
+            mem.out.weight.normal_(std=0.2)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(DEMO).save_pretrained(path)
+    return path
+
+
 def resolve_model(model: str | None, scratch: Path, *, prefer_tiny: bool = False) -> tuple[Path, str]:
     """``(directory, how it was chosen)``: ``model`` if given (a directory,
-    or ``tiny`` / ``random-demo``), else the demo model if it exists
+    or ``tiny`` / ``random-demo`` / ``random-base``), else the demo model if it exists
     (config.json + weights), else the tiny random checkpoint the tests use,
     built into ``scratch``."""
     if model == "random-demo":
         return build_random_demo(scratch / "random-demo"), "random-demo-dims"
+    if model == "random-base":
+        return build_random_base(scratch / "random-base"), "random-base-dims"
     if model == "tiny":
         model, prefer_tiny = None, True
     if model:
