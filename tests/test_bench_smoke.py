@@ -46,6 +46,10 @@ def test_throughput_smoke(tmp_path):
             assert m["prompt_tokens_per_call"] == int(b) * settings["input_len"]
         assert row["ratio_output"] == pytest.approx(row["lokiformer"]["output_tok_s"] / row["llama"]["output_tok_s"])
         assert 0 < row["ratio_output"] < 100
+        # interleaved: one pair of back-to-back calls per repeat and round
+        assert len(row["ratio_output_pairs"]) == settings["repeats"] * settings["rounds"]
+        if len(row["ratio_output_pairs"]) == 1:  # the smoke run: one call per model, so one pair
+            assert row["ratio_output_paired_median"] == pytest.approx(row["ratio_output"])
     assert data["target"]["batch"] == 32 and data["target"]["min_ratio"] == 0.90
     assert (tmp_path / "throughput-smoke.png").is_file()
 
@@ -76,4 +80,5 @@ def test_kmm_cpu_smoke(tmp_path):
     for r in data["rows"]:
         assert r["reference_ms"] > 0 and r["cpu_ms"] > 0
         assert r["speedup"] == pytest.approx(r["reference_ms"] / r["cpu_ms"])
+        assert r["speedup_pytorch"] == pytest.approx(r["reference_ms"] / r["cpu_pytorch_ms"])
         assert r["max_abs_err"] < 1e-4  # the CPU path computes the reference's answer
