@@ -39,60 +39,54 @@ MODEL_HELP = ("LoKiFormer checkpoint directory, or 'tiny' (the tests' tiny rando
 
 # 'random-base': a small-but-real backbone (hidden 768, 6 layers) carrying the
 # demo's memory unchanged (2 KMM layers, 5 fields x 256 slots, 4 heads, d 64,
-# top-4). At the demo's own size the memory is a quarter of the model's
-# multiply-adds; here it is about 3%, as in a production-sized model.
+# top-4). At the demo's own size the memory is a sixth of the model's
+# multiply-adds per token; here 2.6%, closer to a production-sized model.
 BASE_DIMS = dict(hidden_size=768, num_hidden_layers=6, num_attention_heads=12, num_key_value_heads=4, head_dim=64,
                  intermediate_size=2048, kv_latent_dim=256, kmm_layers=[2, 4])
 
 
-def build_random_demo(path: Path, seed: int = 0) -> Path:
-    """Random LoKiFormer with the dimensions `lokiserve train-demo` uses
-    (TrainConfig defaults), memory values scaled like the tests' models, and
-    the tiny checkpoint's tokenizer (prompts are token ids)."""
+def save_random_lokiformer(cfg, path: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
+    """Random weights for ``cfg`` (memory values and read-out scaled like the
+    tests' models, so fields matter), saved with ``tokenizer_dir``'s tokenizer."""
     import torch
+    from transformers import AutoTokenizer
 
     from lokiserve.model import LoKiFormerForCausalLM
+
+    torch.manual_seed(seed)
+    model = LoKiFormerForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for mem in model.memory_modules().values():
+            mem.values.normal_(std=1.0)
+            mem.out.weight.normal_(std=0.2)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(path)
+    return path
+
+
+def build_random_demo(path: Path, seed: int = 0) -> Path:
+    """Random LoKiFormer with the dimensions `lokiserve train-demo` uses
+    (TrainConfig defaults) and the tiny checkpoint's tokenizer (prompts are
+    token ids)."""
     from lokiserve.train.trainer import TrainConfig, model_config
     from tests.engine_utils import build_tiny_checkpoint
 
     tok_dir = build_tiny_checkpoint(path.parent / "tiny-for-tokenizer")
     cfg = model_config(TrainConfig(), TrainConfig().vocab_size, {"bos": 0, "eos": 1, "pad": 0})
-    torch.manual_seed(seed)
-    model = LoKiFormerForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for mem in model.memory_modules().values():
-            mem.values.normal_(std=1.0)
-            mem.out.weight.normal_(std=0.2)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    from transformers import AutoTokenizer
-
-    AutoTokenizer.from_pretrained(tok_dir).save_pretrained(path)
-    return path
+    return save_random_lokiformer(cfg, path, tok_dir, seed)
 
 
 def build_random_base(path: Path, seed: int = 0) -> Path:
     """Random LoKiFormer with ``BASE_DIMS`` and otherwise the demo's config
     (memory geometry, vocabulary, positions) and tokenizer."""
-    import torch
-    from transformers import AutoTokenizer
-
-    from lokiserve.model import LoKiFormerConfig, LoKiFormerForCausalLM
+    from lokiserve.model import LoKiFormerConfig
 
     cfg = LoKiFormerConfig.from_pretrained(DEMO)
     for key, value in BASE_DIMS.items():
         setattr(cfg, key, value)
     cfg.validate()
-    torch.manual_seed(seed)
-    model = LoKiFormerForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for mem in model.memory_modules().values():
-            mem.values.normal_(std=1.0)
-            mem.out.weight.normal_(std=0.2)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    AutoTokenizer.from_pretrained(DEMO).save_pretrained(path)
-    return path
+    return save_random_lokiformer(cfg, path, DEMO, seed)
 
 
 def resolve_model(model: str | None, scratch: Path, *, prefer_tiny: bool = False) -> tuple[Path, str]:

@@ -41,6 +41,9 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=3e-2, help="Adam learning rate")
     p.add_argument("--retain", type=int, default=150, help="prompts of the other domains kept in every batch")
     p.add_argument("--every", type=int, default=25, help="report every this many steps")
+    p.add_argument("--allocate", action="store_true",
+                   help="first give each wrongly answered fact free slots of its own (train-field --allocate-slots)")
+    p.add_argument("--tag", default="", help="result file suffix: field_edit_capacity<tag>.json")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", default=None, help="result directory (default: bench/results)")
     args = p.parse_args(argv)
@@ -82,6 +85,11 @@ def main(argv=None) -> int:
     target = torch.tensor([encode(tok, r["answer"])[0] for r in rows])
 
     f = model.field_index(args.field)
+    allocation = None
+    if args.allocate:
+        from lokiserve.train.field_training import allocate_edit_slots
+
+        allocation = allocate_edit_slots(model, f, tok, edits, [r for r in world if r["field"] == args.field])
     for p in model.parameters():
         p.requires_grad_(False)
     params = []
@@ -121,11 +129,12 @@ def main(argv=None) -> int:
         "benchmark": "field_edit_capacity",
         "command": " ".join(["python", "bench/field_edit_capacity.py", *(sys.argv[1:] if argv is None else argv)]),
         "model": str(model_dir), "facts": str(facts_path), "field": args.field,
-        "settings": {"steps": args.steps, "lr": args.lr, "retain": len(others), "threads": args.threads},
+        "settings": {"steps": args.steps, "lr": args.lr, "retain": len(others), "threads": args.threads,
+                     "allocate": args.allocate}, "allocation": allocation,
         "facts_changed": int(changed.sum()), "facts_unchanged": int((~changed).sum()),
         "history": history, "final": history[-1], "machine": common.machine_info(),
     }
-    path = Path(out) / "field_edit_capacity.json"
+    path = Path(out) / f"field_edit_capacity{args.tag}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
     return 0
