@@ -12,7 +12,8 @@ reach the answer with enough gain, and the fix lies in how the backbone is
 trained (memories/demo/README.md).
 
     python bench/field_edit_capacity.py                      # 200 steps, lr 3e-2
-    python bench/field_edit_capacity.py --steps 20 --out /tmp/x   # quick look
+    python bench/field_edit_capacity.py --allocate --lr 0.3 --tag _allocate_lr0.3
+    python bench/field_edit_capacity.py --smoke                  # seconds, temp dir
 
 Writes ``bench/results/field_edit_capacity.json`` (or ``--out``): the loss
 and the accuracies (changed / unchanged facts of the domain / retained other
@@ -45,8 +46,11 @@ def parse_args(argv=None):
                    help="first give each wrongly answered fact free slots of its own (train-field --allocate-slots)")
     p.add_argument("--tag", default="", help="result file suffix: field_edit_capacity<tag>.json")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
-    p.add_argument("--out", default=None, help="result directory (default: bench/results)")
+    p.add_argument("--out", default=None, help="result directory (default: bench/results; with --smoke a temp dir)")
+    p.add_argument("--smoke", action="store_true", help="3 steps, 20 retained prompts, seconds; temp dir unless --out")
     args = p.parse_args(argv)
+    if args.smoke:
+        args.steps, args.retain, args.every = 3, 20, 1
     if args.steps < 1 or args.every < 1 or args.retain < 0 or not args.lr > 0:
         p.error("--steps and --every must be >= 1, --retain >= 0, --lr > 0")
     return args
@@ -124,9 +128,9 @@ def main(argv=None) -> int:
         loss.backward()
         opt.step()
 
-    out = common.out_dir(args.out, False)
+    out = common.out_dir(args.out, args.smoke)
     result = {
-        "benchmark": "field_edit_capacity",
+        "benchmark": "field_edit_capacity", "smoke": args.smoke,
         "command": " ".join(["python", "bench/field_edit_capacity.py", *(sys.argv[1:] if argv is None else argv)]),
         "model": str(model_dir), "facts": str(facts_path), "field": args.field,
         "settings": {"steps": args.steps, "lr": args.lr, "retain": len(others), "threads": args.threads,
