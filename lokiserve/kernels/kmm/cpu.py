@@ -19,7 +19,10 @@ exact:
 
 When the native scan (``native.py``, ``cpu_scan.c``) builds, everything after
 the score matmul runs there instead: one pass per row, no per-op overhead,
-same contract (tested against the reference). The blocked PyTorch path above
+same contract (tested against the reference). It skips disabled fields
+itself, so decode-sized calls score every field rather than copy out the live
+ones; prefill-sized calls (``MIN_ROWS_COMPACT`` rows) copy them out first,
+which costs less than scoring the reserve. The blocked PyTorch path above
 stays as the fallback where no C compiler exists.
 
 ``tests/test_kmm_cpu.py`` compares it with ``kmm_decode_reference`` (random,
@@ -75,18 +78,23 @@ def kmm_decode_cpu(
     returns out: [B, H, d_v] in q's dtype; a disabled field is not searched.
     """
     B, H = q.shape[:2]
-    N = keys.shape[1]
+    R, N = B * H, keys.shape[1]
     if not 1 <= topk <= N:
         raise ValueError(f"topk={topk} must be in [1, N={N}]")
-    if q.device.type == "cpu" and topk <= native.max_topk():
-        return _kmm_native(q, keys, values, enabled, topk)
-    keys, values = live_fields(keys, values, enabled)
+    enabled = enabled.to(device=keys.device, dtype=torch.bool)
+    use_native = q.device.type == "cpu" and topk <= native.max_topk()
+    # The native scan skips disabled fields itself: below MIN_ROWS_COMPACT rows
+    # it scores every field instead of copying out the live ones.
+    if not use_native or (R >= MIN_ROWS_COMPACT and not bool(enabled.all())):
+        keys, values = live_fields(keys, values, enabled)
+        enabled = torch.ones(keys.shape[0], dtype=torch.bool, device=keys.device)
     F, N, d_k = keys.shape
-    R = B * H
     if R == 0 or F == 0:
         return q.new_zeros(B, H, values.shape[-1])
     q_scaled = q.reshape(R, d_k).float() * (1.0 / math.sqrt(d_k))
     scores = (q_scaled @ keys.reshape(F * N, d_k).float().t()).view(R, F, N)
+    if use_native:  # selection, softmax and value sum in cpu_scan.c
+        return native.topk_combine(scores, values, enabled, topk).view(B, H, -1).to(q.dtype)
     picked = None
     if R >= MIN_ROWS_BLOCKED and N % BLOCK == 0 and N // BLOCK > topk:
         picked = blocked_topk(scores, topk)
@@ -95,27 +103,4 @@ def kmm_decode_cpu(
     flat = (top_idx + (torch.arange(F, device=q.device) * N).view(1, F, 1)).reshape(-1)
     selected = values.reshape(F * N, -1).float().index_select(0, flat).view(R, F * topk, -1)
     out = torch.bmm(weights.view(R, 1, F * topk), selected)  # sums the fields too
-    return out.view(B, H, -1).to(q.dtype)
-
-
-def _kmm_native(q, keys, values, enabled, topk):
-    """Score matmul in PyTorch (BLAS), the rest in ``cpu_scan.c``, which skips
-    disabled fields. Small batches score every field (no per-call copy of the
-    live ones); prefill-sized ones first drop the disabled fields, whose
-    scores would cost more than the copy."""
-    F, N, d_k = keys.shape
-    B, H = q.shape[:2]
-    R = B * H
-    if R == 0:
-        return q.new_zeros(B, H, values.shape[-1])
-    enabled = enabled.to(torch.bool)
-    if R >= MIN_ROWS_COMPACT and not bool(enabled.all()):
-        keys, values = live_fields(keys, values, enabled)
-        F = keys.shape[0]
-        enabled = torch.ones(F, dtype=torch.bool)
-        if F == 0:
-            return q.new_zeros(B, H, values.shape[-1])
-    q_scaled = q.reshape(R, d_k).float() * (1.0 / math.sqrt(d_k))
-    scores = (q_scaled @ keys.reshape(F * N, d_k).float().t()).view(R, F, N)
-    out = native.topk_combine(scores, values, enabled, topk)
     return out.view(B, H, -1).to(q.dtype)

@@ -140,10 +140,10 @@ def topk_combine(scores: torch.Tensor, values: torch.Tensor, enabled: torch.Tens
     R, F, N = scores.shape
     if values.shape[:2] != (F, N) or enabled.shape != (F,):
         raise ValueError(f"shape mismatch: scores {tuple(scores.shape)}, values {tuple(values.shape)}, enabled {tuple(enabled.shape)}")
-    scores = scores.detach().to(torch.float32).contiguous()
-    values = values.detach().to(torch.float32).contiguous()
     if scores.device.type != "cpu" or values.device.type != "cpu":
         raise ValueError("the native KMM scan runs on CPU tensors only")
+    scores = scores.detach().to(torch.float32).contiguous()
+    values = values.detach().to(torch.float32).contiguous()
     en = enabled.detach().to(torch.bool).contiguous().view(torch.uint8)  # bool is one byte: no copy
     D = values.shape[-1]
     out = torch.empty(R, D, dtype=torch.float32)
