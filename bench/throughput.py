@@ -293,8 +293,11 @@ def markdown(result: dict) -> str:
     lines += [
         "",
         "tok/s columns: medians over all timed calls; ratio (out): their ratio; paired ratio: the median of the "
-        "ratios of calls that ran back to back (both engines alive, alternating which goes first), robust to a "
-        "shared machine's drifts, and the target's measure.",
+        + ("ratios of the i-th calls of each engine (--sequential: one engine after the other, so the pairs did "
+           "not run back to back)" if a.get("sequential") else
+           "ratios of calls that ran back to back (both engines alive, alternating which goes first), robust to a "
+           "shared machine's drifts")
+        + ", and the target's measure.",
         "",
         f"Target: LoKiFormer >= {t['min_ratio']:.2f}x baseline output tok/s at batch {t['batch']} (paired ratio): "
         + ("n/a (batch not measured)" if t["ratio"] is None else f"{t['ratio']:.3f} -> {'met' if t['met'] else 'NOT met'}"),
