@@ -91,6 +91,13 @@ def add_train_demo_parser(sub) -> argparse.ArgumentParser:
                    help="peak learning rate of the shipped fields' training (default: %(default)s)")
     p.add_argument("--new-field-init", choices=["auto", "random", "queries"], default="auto",
                    help="init of the new-domain field (see train-field --init) (default: %(default)s)")
+    p.add_argument("--bound-slots", action=argparse.BooleanOptionalAction, default=d.bound_slots,
+                   help="bound-slot training: fact i of a domain lives in slot i of its field, its value is the "
+                        "answer's row of a learned value codebook, and every step states a random world, so that "
+                        "fields can be written with the backbone frozen (see memories/demo/README.md; "
+                        "default: %(default)s)")
+    p.add_argument("--retrieval-weight", type=WEIGHT, default=d.retrieval_weight,
+                   help="with --bound-slots: weight of the loss that names each fact's slot (default: %(default)s)")
     p.add_argument("--shadow-share", type=FRACTION, default=d.shadow_share,
                    help="share of a domain's sequences that read a counterfactual shadow field instead of the real one "
                    "(0 = off; an attempt at editable fields, see memories/demo/README.md) (default: %(default)s)")
@@ -118,7 +125,8 @@ def cmd_train_demo(args) -> int:
     cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       memory_lr=args.memory_lr, threads=args.threads, shadow_share=args.shadow_share,
                       memory_readout_weight=args.memory_readout_weight,
-                      practice_episode_steps=args.practice_episode_steps, practice_every=args.practice_every)
+                      practice_episode_steps=args.practice_episode_steps, practice_every=args.practice_every,
+                      bound_slots=args.bound_slots, retrieval_weight=args.retrieval_weight)
     record_path = Path(args.bench_dir) / "demo_train.json"
     if args.fields_only:
         out = Path(args.out)
@@ -128,7 +136,7 @@ def cmd_train_demo(args) -> int:
     else:
         model, world, _tok, info = train_backbone(cfg, args.run_dir, resume=not args.no_resume,
                                                   progress=not args.no_progress)
-        out = save_demo(model, world, args.run_dir, args.out)
+        out = save_demo(model, world, args.run_dir, args.out, info.get("value_codebook"))
         print(f"saved model to {out} ({time.time() - t0:.0f}s)")
         record = {"command": " ".join(["lokiserve"] + sys.argv[1:]), "config": asdict(cfg),
                   "backbone_seconds": round(info["train_seconds"], 1),
@@ -206,7 +214,9 @@ def add_train_field_parser(sub) -> argparse.ArgumentParser:
         "train-field",
         help="train one field on a facts file, backbone and every other field frozen; write a field file",
         description="Train only FIELD (every other tensor stays bit-identical) so that the model answers the "
-        "facts in FACTS.jsonl, and write the field as a lokiserve field file.",
+        "facts in FACTS.jsonl, and write the field as a lokiserve field file. For a model trained with bound slots "
+        "(the demo), an edit writes each fact's new answer into the slot its prompt reads, and a new domain gets "
+        "one slot per fact with keys fitted to the frozen model's queries.",
     )
     p.add_argument("--model", default=str(DEMO_DIR), help="model directory (default: %(default)s)")
     p.add_argument("--facts", required=True,
@@ -215,7 +225,10 @@ def add_train_field_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="field file to write (.safetensors)")
     p.add_argument("--retain", default=None,
                    help="JSONL facts that must stay answered (default: the model's world.jsonl, minus re-taught prompts)")
-    p.add_argument("--steps", type=POSITIVE_INT, default=400, help="optimizer steps (default: %(default)s)")
+    p.add_argument("--steps", type=POSITIVE_INT, default=400,
+                   help="optimizer steps; for a bound-slot model (the demo), the steps that refine a new field's keys "
+                   "after they are fitted, while an edit is written in closed form and takes none "
+                   "(default: %(default)s)")
     p.add_argument("--lr", type=POSITIVE, default=1e-2, help="peak learning rate (default: %(default)s)")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=64, help="sequences per step (default: %(default)s)")
     p.add_argument("--retain-share", type=FRACTION, default=0.5,

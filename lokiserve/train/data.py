@@ -10,6 +10,7 @@ sequences plus per-field decisions (dropped / own field zeroed) into tensors.
 from __future__ import annotations
 
 import random
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -59,13 +60,19 @@ class Sequence:
     ids: list[int]
     answer: list[bool]
     field: int  # -1 = language only
+    # bound slots: (position that predicts a fact's first answer token, the fact's slot in its field)
+    slots: list[tuple[int, int]] = dataclasses.field(default_factory=list)
 
 
 def fact_sequence(enc: Encoder, facts: list[Fact], field: int, rng: random.Random,
-                  connective: str | None = None, template: int | None = None) -> Sequence:
-    """``<s> [connective] fact sentence(s) </s>`` for one or more facts of one field."""
+                  connective: str | None = None, template: int | None = None,
+                  slots: list[int] | None = None) -> Sequence:
+    """``<s> [connective] fact sentence(s) </s>`` for one or more facts of one field.
+    ``slots``: each fact's slot in the field (bound-slot training), recorded at the
+    position that predicts the fact's answer."""
     ids = [enc.special["bos"]]
     ans = [False]
+    bound: list[tuple[int, int]] = []
     if connective:
         c = enc.text(connective)
         ids += c
@@ -74,11 +81,13 @@ def fact_sequence(enc: Encoder, facts: list[Fact], field: int, rng: random.Rando
         t = template if template is not None else rng.randrange(len(f.sentences))
         b, a, af = f.sentences[t % len(f.sentences)]
         piece = enc.sentence(b, a, af, lead_space=bool(connective) or i > 0)
+        if slots is not None:
+            bound.append((len(ids) + piece.answer.index(True) - 1, slots[i]))
         ids += piece.ids
         ans += piece.answer
     ids.append(enc.special["eos"])
     ans.append(False)
-    return Sequence(ids, ans, field)
+    return Sequence(ids, ans, field, bound)
 
 
 def language_sequence(enc: Encoder, sentences: list[str]) -> Sequence:
@@ -109,7 +118,10 @@ def make_batch(
     targets = torch.full((B, T), pad_id, dtype=torch.long)
     weights = torch.zeros(B, T)
     grad_fields = torch.zeros(B, num_fields, dtype=torch.bool)
+    slot_targets = torch.full((B, T), -1, dtype=torch.long)
     for b, s in enumerate(seqs):
+        for t, slot in s.slots:
+            slot_targets[b, t] = slot
         n = len(s.ids)
         ids[b, :n] = torch.tensor(s.ids)
         # position t predicts token t+1
@@ -133,7 +145,8 @@ def make_batch(
     mask = torch.zeros(B, T, dtype=torch.bool)
     for b, s in enumerate(seqs):
         mask[b, : len(s.ids)] = True
-    return {"input_ids": ids, "targets": targets, "weights": weights, "grad_fields": grad_fields, "mask": mask}
+    return {"input_ids": ids, "targets": targets, "weights": weights, "grad_fields": grad_fields, "mask": mask,
+            "slot_targets": slot_targets}
 
 
 def weighted_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

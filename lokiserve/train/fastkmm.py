@@ -55,6 +55,10 @@ def fast_kmm_forward(self: KnowledgeMemory, c, field_scale=None, grad_fields=Non
         c2, seq = c2[active], seq[active]
     M = c2.shape[0]
     q = self.query(c2).view(M, H, dk)
+    if getattr(self, "_capture_queries", False):
+        self._queries = q  # (M, H, d_k) of the real tokens: the bound-slot retrieval loss reads them
+    table = getattr(self, "_value_override", None)  # bound slots: values are answer embeddings
+    table = self.values if table is None else table
     with torch.no_grad():
         scores = torch.einsum("bhd,fnd->bhfn", q.detach(), self.keys.detach())
         idx = scores.topk(k, dim=-1).indices  # (M, H, F, k)
@@ -63,7 +67,7 @@ def fast_kmm_forward(self: KnowledgeMemory, c, field_scale=None, grad_fields=Non
     if grad_fields is not None:
         allow = grad_fields[seq].view(M, 1, Fn, 1).expand(M, H, Fn, k).reshape(-1, 1).to(self.keys.dtype)
     kg = _MaskedGather.apply(self.keys.reshape(Fn * N, dk), flat, allow).view(M, H, Fn * k, dk)
-    vg = _MaskedGather.apply(self.values.reshape(Fn * N, dv), flat, allow).view(M, H, Fn * k, dv)
+    vg = _MaskedGather.apply(table.reshape(Fn * N, dv), flat, allow).view(M, H, Fn * k, dv)
     s = torch.matmul(kg, q.unsqueeze(-1)).view(M, H, Fn, k) / math.sqrt(dk)
     w = torch.softmax(s.float(), dim=-1)
     keep = self.enabled.to(w.dtype).view(1, 1, Fn, 1)

@@ -1,22 +1,31 @@
 """Train one field with the backbone and every other field frozen.
 
 Only the named field's slice of ``keys``/``values`` (in every KMM layer)
-changes; after every optimizer step the other slices are restored from a
-copy, so every other tensor of the model stays bit-identical. The result is
+changes; every other tensor of the model stays bit-identical. The result is
 written as a field file (``lokiserve.field/1``) bound to the model's backbone
 hash.
 
-Each batch mixes the facts to store with a *retain* set: the model's own
-facts (``world.jsonl`` next to the weights) whose prompts are not being
-re-taught. The field is summed into every query, so without the retain set
-it would learn to override other domains too (design section 5).
+**Bound-slot models** (the shipped demo, ``train-demo --bound-slots``): the
+backbone was trained to read fact *i* from slot *i* and to decode the value
+there, an answer's row of the model's value codebook. So:
 
-Initialisation: an edit starts from the field's current contents; an empty
-(zeroed) field starts with keys taken from the frozen model's own memory
+* an *edit* of a field is written, not trained: each fact's prompt finds the
+  slot it reads (in every KMM layer), and that slot's value becomes the new
+  answer's codebook row (``write_edit``); keys stay;
+* a *new* field (an empty slot) puts fact *i* in slot *i* with its answer's
+  codebook row, and fits the keys to the frozen model's own memory queries:
+  every phrasing of a fact must read its slot, every other domain's prompt
+  the empty null slot (``fit_bound_keys``); then ``steps`` optimizer steps on
+  the language-model and retrieval losses refine the keys (values fixed).
+
+**Other models** (free field values): gradient steps on the keys and values
+with a *retain* set: each batch mixes the facts to store with the model's
+own facts (``world.jsonl`` next to the weights) whose prompts are not being
+re-taught, so that the field does not learn to override other domains
+(design section 5). An edit starts from the field's current contents; an
+empty field starts with keys taken from the frozen model's own memory
 queries for the new prompts (``init_field_from_queries``) and small random
-values; ``--init random`` uses the model's init distribution instead (keys
-N(0,1), values N(0,0.02)), the way the practice field was re-initialised while
-the backbone trained.
+values; ``--init random`` uses the model's init distribution instead.
 """
 
 from __future__ import annotations
@@ -34,7 +43,10 @@ from lokiserve.train.data import Encoder, fact_sequence
 from lokiserve.train.evaluate import evaluate_facts
 from lokiserve.train.fastkmm import fast_kmm
 from lokiserve.train.tokenizer import load_tokenizer, special_ids
-from lokiserve.train.trainer import OneFieldTrainable, TrainConfig, load_model, reinit_field, train_micro_batches
+from lokiserve.train.trainer import (
+    VALUE_CODEBOOK, OneFieldTrainable, TrainConfig, answer_values, load_codebook, load_model, null_slot,
+    reinit_field, train_micro_batches,
+)
 from lokiserve.train.world import facts_from_rows, read_facts
 
 
@@ -157,6 +169,145 @@ def allocate_edit_slots(model, f: int, tok, facts: list[dict], field_rows: list[
     return report
 
 
+# --------------------------------------------------------------------------- bound-slot models
+
+
+def bound_codebook(model, model_dir: Path) -> torch.Tensor | None:
+    """The value codebook of a model trained with bound slots (``train-demo
+    --bound-slots``: a slot holds one fact, its value is the answer's codebook
+    row), or None for any other model."""
+    if getattr(model.config, "kmm_value_codebook", None) != VALUE_CODEBOOK:
+        return None
+    path = Path(model_dir) / VALUE_CODEBOOK
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the model was trained with bound slots and its fields are "
+                                "written from that value codebook")
+    return load_codebook(path)
+
+
+@torch.no_grad()
+def read_slots(model, f: int, tok, rows: list[dict]) -> dict[int, torch.Tensor]:
+    """Per KMM layer, the slot of field ``f`` that each prompt reads most
+    (softmax weight summed over heads) at the position that predicts the answer."""
+    queries = prompt_queries(model, tok, rows)
+    out = {}
+    for li, mem in model.memory_modules().items():
+        scores = torch.einsum("nhd,sd->nhs", queries[li], mem.keys[f]) / math.sqrt(mem.key_dim)
+        out[li] = scores.softmax(dim=-1).sum(dim=1).argmax(dim=-1)
+    return out
+
+
+def answer_ids(tok, rows: list[dict]) -> torch.Tensor:
+    """The first token of every answer: what a bound slot stores (the backbone
+    spells the rest of a longer answer from it, as in training)."""
+    from lokiserve.train.tokenizer import encode
+
+    ids = []
+    for r in rows:
+        pieces = encode(tok, r["answer"])
+        if not pieces:
+            raise ValueError(f"the answer of {r['prompt']!r} is empty")
+        ids.append(pieces[0])
+    return torch.tensor(ids, dtype=torch.long)
+
+
+@torch.no_grad()
+def write_edit(model, f: int, tok, rows: list[dict], codebook: torch.Tensor) -> dict:
+    """Edit a bound-slot field in closed form: every fact's value becomes its
+    (new) answer's codebook row, in the slot its prompt reads in each layer.
+    Keys stay: the prompts still find their slots. Returns counts."""
+    slots = read_slots(model, f, tok, rows)
+    values = answer_values(codebook, answer_ids(tok, rows))
+    report = {}
+    for li, mem in model.memory_modules().items():
+        s = slots[li]
+        mem.values[f][s] = values
+        report[str(li)] = {"facts": len(rows), "distinct_slots": int(s.unique().numel())}
+    return report
+
+
+@torch.no_grad()
+def init_bound_field(model, f: int, tok, rows: list[dict], codebook: torch.Tensor, sharpness: float = 4.0) -> None:
+    """A new bound-slot field: fact i in slot i, its value the answer's
+    codebook row, its key along the fact's own memory query (per relation
+    centred, summed over heads, normalised, scaled); other slots empty."""
+    n = len(rows)
+    values = answer_values(codebook, answer_ids(tok, rows))
+    queries = prompt_queries(model, tok, rows)
+    for li, mem in model.memory_modules().items():
+        N = mem.keys.shape[1]
+        if n > null_slot(N):
+            raise ValueError(f"{n} facts do not fit in the {null_slot(N)} slots of field {model.field_names[f]!r} "
+                             "(one stays empty)")
+        q = centred_queries(queries[li], rows)
+        q = q / q.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        k = q.sum(dim=1)
+        k = k / k.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        mem.keys[f].zero_()
+        mem.values[f].zero_()
+        mem.keys[f, :n] = k * sharpness * mem.key_dim ** 0.5
+        mem.values[f, :n] = values
+        mem.enabled[f] = True
+
+
+def phrasing_prompts(rows: list[dict]) -> list[dict]:
+    """Every phrasing of every fact, cut before its answer: each is a prompt
+    whose memory query must find the fact's slot."""
+    out = []
+    for fact, row in zip(facts_from_rows(rows), rows):
+        for before, _, _ in fact.sentences:
+            out.append({**row, "prompt": before})
+    return out
+
+
+def fit_bound_keys(model, f: int, tok, rows: list[dict], retain: list[dict], rounds: int = 3, steps: int = 200,
+                   lr: float = 0.05, log=print) -> dict:
+    """Fit field ``f``'s keys (fact i in slot i) to the frozen model's own queries.
+
+    With the backbone frozen, a key only has to be what the fact's prompts
+    ask for: a softmax classification of the queries at the answer position
+    (every phrasing of each fact -> its slot, the other domains' prompts ->
+    the null slot, so the field stays silent for them), solved directly on the
+    queries, without running the model per step. A layer's queries depend on
+    the memory read below it, so the queries are recomputed ``rounds`` times.
+    Returns the final retrieval accuracy per layer."""
+    prompts = phrasing_prompts(rows)
+    fact_of = torch.tensor([i for i, fact in enumerate(facts_from_rows(rows)) for _ in fact.sentences])
+    N = model.config.kmm_slots_per_field
+    target = torch.cat([fact_of, torch.full((len(retain),), null_slot(N), dtype=torch.long)])
+    report, first = {}, {}
+    for _ in range(rounds):
+        queries = prompt_queries(model, tok, prompts + retain)
+        for li, mem in model.memory_modules().items():
+            # solved on unit-size queries (scores unchanged: keys are scaled back), so the step
+            # size does not depend on how large this model's queries are
+            size = queries[li].norm(dim=-1).mean().clamp(min=1e-6)
+            q = queries[li].detach() / size
+            keys = (mem.keys[f].detach() * size).requires_grad_(True)
+            opt = torch.optim.Adam([keys], lr=lr)
+            tgt = target.repeat_interleave(mem.heads)
+            # the facts' prompts and the other domains' prompts weigh the same in total
+            weight = torch.cat([torch.full((len(prompts),), 0.5 / len(prompts)),
+                                torch.full((len(retain),), 0.5 / max(1, len(retain)))]).repeat_interleave(mem.heads)
+            for step in range(steps):
+                scores = torch.einsum("mhd,nd->mhn", q, keys) / math.sqrt(mem.key_dim)
+                ce = torch.nn.functional.cross_entropy(scores.reshape(-1, N), tgt, reduction="none")
+                loss = (ce * weight).sum() / mem.heads
+                if step == 0:
+                    first.setdefault(str(li), round(float(loss), 4))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            with torch.no_grad():
+                mem.keys[f].copy_(keys / size)
+                top = (torch.einsum("mhd,nd->mhn", q, keys)).argmax(-1)
+                report[str(li)] = {"loss_start": first[str(li)], "loss": round(float(loss), 4),
+                                   "facts_found": round(float((top[: len(prompts)] == fact_of[:, None]).float().mean()), 4),
+                                   "others_silent": round(float((top[len(prompts):] == null_slot(N)).float().mean()), 4)}
+    log(f"fit keys of field {model.field_names[f]!r}: {report}")
+    return report
+
+
 def train_field(
     model_dir: str | Path,
     facts: list[dict],
@@ -196,7 +347,17 @@ def train_field(
     f = model.field_index(field)
     name = model.field_names[f]
     gen = torch.Generator().manual_seed(seed)
-    if init == "random":
+    codebook = bound_codebook(model, model_dir)
+    bound = codebook is not None
+    written = fitted = None
+    if bound and init in ("auto", "current") and not field_is_empty(model, f):
+        written = write_edit(model, f, tok, facts, codebook)  # closed form: nothing to train
+        started, steps = "current (values written)", 0
+    elif bound:
+        init_bound_field(model, f, tok, facts, codebook)
+        started = "bound slots from queries"
+        fitted = "pending"
+    elif init == "random":
         reinit_field(model, f, gen)
         started = "random"
     elif init == "queries" or (init == "auto" and field_is_empty(model, f)):
@@ -211,8 +372,10 @@ def train_field(
         retain = read_facts(world) if world.exists() else []
     taught = {r["prompt"] for r in facts}
     retain = [r for r in retain if r["prompt"] not in taught]
+    if fitted == "pending":
+        fitted = fit_bound_keys(model, f, tok, facts, retain, log=log)
     allocation = None
-    if allocate and started == "current":
+    if allocate and started == "current" and not bound:
         allocation = allocate_edit_slots(model, f, tok, facts, [r for r in retain if r.get("field") == name])
     target_facts = facts_from_rows(facts)
     retain_facts = facts_from_rows(retain)
@@ -225,7 +388,8 @@ def train_field(
         if layers is not None and li not in layers and started != "current":
             with torch.no_grad():
                 m.values[f].zero_()  # this layer's slice of a new field stays silent
-    pin = OneFieldTrainable(model, f, layers)
+    pin = OneFieldTrainable(model, f, layers, tensors=("keys",) if bound else ("keys", "values"))
+    null = null_slot(model.config.kmm_slots_per_field)
     opt = torch.optim.Adam(pin.params, lr=lr, betas=(0.9, 0.98), eps=1e-8)
     cfg = TrainConfig(text_weight=text_weight, memory_readout_weight=readout_weight)
     scale = torch.ones(batch_size, len(model.field_names))
@@ -241,10 +405,13 @@ def train_field(
                 1 + torch.cos(torch.tensor(torch.pi * (step - warmup) / max(1, steps - warmup))).item())
             for g in opt.param_groups:
                 g["lr"] = lr * factor
-            seqs = [fact_sequence(enc, [rng.choice(target_facts)], f, rng) for _ in range(batch_size - n_retain)]
-            seqs += [fact_sequence(enc, [rng.choice(retain_facts)], f, rng) for _ in range(n_retain)]
+            chosen = [rng.randrange(len(target_facts)) for _ in range(batch_size - n_retain)]
+            seqs = [fact_sequence(enc, [target_facts[i]], f, rng, slots=[i] if bound else None) for i in chosen]
+            # bound slots: the other domains' prompts must read the field's empty (null) slot
+            seqs += [fact_sequence(enc, [rng.choice(retain_facts)], f, rng, slots=[null] if bound else None)
+                     for _ in range(n_retain)]
             opt.zero_grad(set_to_none=True)
-            loss = train_micro_batches(model, seqs, scale, sp, cfg)
+            loss = train_micro_batches(model, seqs, scale, sp, cfg, bound=bound)
             opt.step()
             pin.restore()  # every other field stays bit-identical
             history.append(float(loss))
@@ -255,11 +422,15 @@ def train_field(
     with torch.no_grad():
         target_acc = evaluate_facts(model, tok, facts)
     info = {"field": name, "steps": steps, "lr": lr, "batch_size": batch_size, "retain_share": retain_share,
-            "init": started, "allocation": allocation, "seconds": round(time.time() - t0, 1),
+            "init": started, "allocation": allocation, "written": written, "fitted": fitted, "seconds": round(time.time() - t0, 1),
             "loss_first": history[0] if history else None,
             "loss_last": history[-1] if history else None, "target_accuracy": target_acc["overall"]["accuracy"]}
-    log(f"train-field {name}: {steps} steps in {info['seconds']}s, loss {info['loss_first']:.3f} -> "
-        f"{info['loss_last']:.3f}, accuracy on its facts {info['target_accuracy']}%")
+    if history:
+        log(f"train-field {name}: {steps} steps in {info['seconds']}s, loss {info['loss_first']:.3f} -> "
+            f"{info['loss_last']:.3f}, accuracy on its facts {info['target_accuracy']}%")
+    else:
+        log(f"train-field {name}: values written in {info['seconds']}s, accuracy on its facts "
+            f"{info['target_accuracy']}%")
     result: Field = model.export_field(
         f, description=description or f"field {name!r} trained on {len(facts)} facts",
         source=f"lokiserve train-field (steps={steps}, lr={lr}, init={started}, retain={len(retain)} facts)",

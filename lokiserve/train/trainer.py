@@ -2,6 +2,18 @@
 
 Field supervision (see memories/demo/README.md for the why):
 
+* **bound slots** (the shipped scheme, ``bound_slots``): fact *i* of a domain
+  lives in slot *i* of its field. A supervised *retrieval loss* trains the
+  keys and the backbone's memory queries so that the position that predicts
+  a fact's answer reads exactly that slot in its own field, and the *null
+  slot* (the last, always empty) in every other field, so that a field adds
+  nothing to other domains' answers. A slot's value is the answer token's row
+  of a learned *value codebook* (vocab x d_v, shipped next to the weights as
+  ``field_writer/value_codebook.safetensors``). Every step states a new
+  random world (each fact gets a random answer of its relation), so the
+  backbone cannot memorise any answer: it must decode the value it reads.
+  Writing a field (the shipped world, an edit, a new domain) is then the same
+  operation the backbone was trained on (``field_training``);
 * every field is enabled in the forward pass, but a sequence's memory
   gradient reaches only its own domain's field (``kmm_grad_fields``);
 * other fields are dropped at random (``kmm_field_scale`` = 0), p =
@@ -12,27 +24,28 @@ Field supervision (see memories/demo/README.md for the why):
   by itself, so zeroing a field removes its domain;
 * the reserve field holds a *practice* domain (the ``creatures`` schema with
   fresh entities) that is re-drawn and whose slice of memory is re-initialised
-  every ``practice_every`` steps, so that reading a freshly trained field is a
-  learned skill; it is zeroed before the model is saved. Optionally
-  (``practice_episode_steps``) each round starts with a *frozen-backbone
-  episode*: only the fresh practice field trains, as in ``train-field``;
-* optional, off by default (tried for editing/insertion, see
-  memories/demo/README.md): *shadow fields* (training only): every trained domain has a second field
+  every ``practice_every`` steps, so that a field of entities the backbone has
+  never seen is a trained case; it is zeroed before the model is saved.
+
+Options of the earlier free-value scheme (``bound_slots=False``: a field's
+values are trained parameters), kept to reproduce the measurements in
+memories/demo/README.md, off by default:
+
+* ``practice_episode_steps``: each practice round starts with a
+  *frozen-backbone episode*: only the fresh practice field trains, as in
+  ``train-field``;
+* *shadow fields* (training only): every trained domain has a second field
   that holds a counterfactual copy of the domain (``shadow_fraction`` of its
   answers re-drawn from the same relation's answers), re-drawn and
   re-trained every ``shadow_every`` steps, starting either from a copy of the
   real field (an edit) or from scratch (an insertion). A share
   ``shadow_share`` of the domain's sequences reads the shadow instead of the
-  real field. The same prompt then has different answers depending only on
-  the field, so the backbone should not memorise entity -> answer but
-  decode the answer from the field, the skill ``train-field`` relies on
-  (measured: it still memorised). The shadow fields are dropped when the
-  model is saved;
+  real field (measured: the backbone still memorised). The shadow fields are
+  dropped when the model is saved;
 * *memory read-out loss*: at every answer token, the last KMM layer's output
   alone, through the final norm and the tied LM head, must predict the
-  answer (weight ``memory_readout_weight``), so that a field's values name
-  their answers in embedding space and ``train-field`` could write a new
-  answer with the backbone frozen (measured: it did not, and slowed training).
+  answer (weight ``memory_readout_weight``; measured: it did not help, and
+  slowed training).
 
 AdamW, linear warmup + cosine decay, gradient clipping, tqdm, periodic eval,
 resumable checkpoints (model, optimizer, step, RNG states), deterministic
@@ -57,7 +70,8 @@ from lokiserve.train.data import Encoder, fact_sequence, language_sequence, make
 from lokiserve.train.fastkmm import fast_kmm, token_mask
 from lokiserve.train.tokenizer import load_tokenizer, save_hf_tokenizer, special_ids, train_tokenizer
 from lokiserve.train.world import (
-    FIELD_NAMES, RESERVE_FIELD, TRAINED_DOMAINS, World, build_world, edit_domain, practice_facts, write_facts,
+    FIELD_NAMES, RESERVE_FIELD, TRAINED_DOMAINS, AnswerRedrawer, World, build_world, edit_domain, practice_facts,
+    write_facts,
 )
 
 SHADOW_PREFIX = "shadow:"
@@ -94,7 +108,7 @@ class TrainConfig:
     kmm_heads: int = 4
     kmm_topk: int = 4
     # optimisation
-    steps: int = 1500
+    steps: int = 2800
     batch_size: int = 64
     lr: float = 3e-3
     memory_lr: float = 1e-2
@@ -111,6 +125,8 @@ class TrainConfig:
     practice_share: float = 0.15
     practice_every: int = 250
     practice_episode_steps: int = 0  # >0: each practice round starts with this many frozen-backbone field steps
+    bound_slots: bool = True  # fact i in slot i, values = the answers' codebook rows, a random world every step
+    retrieval_weight: float = 1.0  # bound slots: weight of the loss that names each fact's slot
     shadow_share: float = 0.0  # off: measured not to help (memories/demo/README.md)
     shadow_every: int = 200
     shadow_fraction: tuple[float, float] = (0.5, 1.0)
@@ -207,6 +223,33 @@ class Sampler:
                          for i, f in enumerate(facts)}  # where a fact sits in by_domain, and so in shadow
         self.real_of_shadow = {field_of[SHADOW_PREFIX + d]: field_of[d] for d in TRAINED_DOMAINS
                                if SHADOW_PREFIX + d in field_of}
+        # bound slots: fact i of a domain lives in slot i of its field; the world the
+        # sequences state is redrawn every step (``redraw``), the field's values follow it
+        self.redrawer = AnswerRedrawer() if cfg.bound_slots else None
+        self.current: dict[str, list] = self.by_domain
+        self.practice_current: list = []
+
+    def redraw(self) -> None:
+        """A fresh random world (bound slots): every fact gets a random answer of its relation."""
+        self.current = {d: self.redrawer.redraw(facts, self.rng) for d, facts in self.by_domain.items()}
+        self.practice_current = self.redrawer.redraw(self.practice, self.rng) if self.practice else []
+
+    def bound_worlds(self, real: bool = False) -> dict[int, list]:
+        """Field index -> the facts in its slots (the current random world, or the real one)."""
+        worlds = self.by_domain if real else self.current
+        out = {self.field_of[facts[0].field]: facts for facts in worlds.values()}
+        practice = self.practice if real else self.practice_current
+        if practice:
+            out[self.field_of[RESERVE_FIELD]] = practice
+        return out
+
+    def _bound_sequence(self, pool: list, fidx: int):
+        rng = self.rng
+        idx = [rng.randrange(len(pool))]
+        if rng.random() < self.cfg.p_two_facts:
+            idx.append(rng.randrange(len(pool)))
+        conn = rng.choice(self.world.connectives) if rng.random() < self.cfg.p_connective else None
+        return fact_sequence(self.enc, [pool[i] for i in idx], fidx, rng, connective=conn, slots=idx)
 
     def sequence(self):
         cfg, rng = self.cfg, self.rng
@@ -214,11 +257,15 @@ class Sampler:
         if u < cfg.p_language:
             return language_sequence(self.enc, rng.sample(self.world.connectives, rng.randint(1, 3)))
         if self.practice and rng.random() < cfg.practice_share:
+            if self.redrawer is not None:
+                return self._bound_sequence(self.practice_current, self.field_of[RESERVE_FIELD])
             pool, fidx = self.practice, self.field_of[RESERVE_FIELD]
             f = rng.choice(pool)
             group = [f] if rng.random() >= cfg.p_two_facts else [f, rng.choice(pool)]
         else:
             f = rng.choice(self.facts)
+            if self.redrawer is not None:
+                return self._bound_sequence(self.current[f.domain], self.field_of[f.field])
             pool = self.by_domain[f.domain]
             fidx = self.field_of[f.field]
             if f.domain in self.shadow and rng.random() < cfg.shadow_share:
@@ -299,14 +346,15 @@ class OneFieldTrainable:
     ``f``'s (in ``layers``, default all KMM layers), so that only that field
     changes and every other tensor stays bit-identical."""
 
-    def __init__(self, model: LoKiFormerForCausalLM, f: int, layers: list[int] | None = None):
+    def __init__(self, model: LoKiFormerForCausalLM, f: int, layers: list[int] | None = None,
+                 tensors: tuple[str, ...] = ("keys", "values")):
         self.params: list[torch.Tensor] = []
         self._saved: list[tuple[torch.Tensor, torch.Tensor]] = []  # (original copy, slices to keep)
         for li, mem in model.memory_modules().items():
             keep = torch.ones(len(model.field_names), dtype=torch.bool)
             if layers is None or li in layers:
                 keep[f] = False
-            for p in (mem.keys, mem.values):
+            for p in (getattr(mem, t) for t in tensors):
                 p.requires_grad_(True)
                 self.params.append(p)
                 self._saved.append((p.detach().clone(), keep))
@@ -391,10 +439,131 @@ def memory_readout_loss(model: LoKiFormerForCausalLM, m: torch.Tensor, targets: 
     return torch.nn.functional.cross_entropy(logits, targets[mask], reduction="sum")
 
 
-def train_micro_batches(model, seqs, scale, special, cfg, chunks: int = 2) -> torch.Tensor:
+# --------------------------------------------------------------------------- bound slots
+# A field stores fact i in slot i: its key is trained to be the one the fact's
+# prompt selects (a supervised retrieval loss), its value is the answer token's
+# row of a *value codebook* (vocab x d_v), learned with the backbone and shipped
+# next to the weights. While the backbone trains, every step states a new
+# random world, so no answer can be memorised by the backbone: it must read the
+# value. Writing a field is then the same operation for the shipped world, an
+# edit or a new domain (``field_training``). The codebook is not part of the
+# served model: a field file holds plain keys and values.
+
+# config.kmm_value_codebook of a bound-slot model: the codebook's path in the model folder. In a
+# subfolder, because vLLM loads every *.safetensors file at the top of a model folder as weights.
+VALUE_CODEBOOK = "field_writer/value_codebook.safetensors"
+
+
+def new_codebook(vocab: int, value_dim: int, gen: torch.Generator) -> torch.nn.Parameter:
+    """(vocab, d_v) value per answer token, the memory's own init scale."""
+    return torch.nn.Parameter(torch.randn(vocab, value_dim, generator=gen) * 0.02)
+
+
+def save_codebook(codebook: torch.Tensor, path: str | Path) -> Path:
+    from safetensors.torch import save_file
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file({"values": codebook.detach().contiguous().clone()}, str(path),
+              metadata={"format": "lokiserve.value_codebook/1"})
+    return Path(path)
+
+
+def load_codebook(path: str | Path) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))["values"]
+
+
+def slot_answer_ids(enc: Encoder, worlds: dict[int, list], num_fields: int, slots: int) -> torch.Tensor:
+    """(F, N) token id of the answer stored in each slot (-1: empty)."""
+    ids = torch.full((num_fields, slots), -1, dtype=torch.long)
+    for f, facts in worlds.items():
+        if len(facts) > null_slot(slots):
+            raise ValueError(f"{len(facts)} facts do not fit in {null_slot(slots)} slots (one stays empty)")
+        ids[f, : len(facts)] = torch.tensor([enc.text(x.answer)[0] for x in facts], dtype=torch.long)
+    return ids
+
+
+def answer_values(codebook: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Answer token ids (-1: empty) -> their codebook rows (0 for empty; differentiable)."""
+    return codebook[ids.clamp(min=0)] * (ids >= 0).unsqueeze(-1).to(codebook.dtype)
+
+
+@torch.no_grad()
+def write_bound_values(model: LoKiFormerForCausalLM, codebook: torch.Tensor, ids: torch.Tensor) -> None:
+    """Store the answers ``ids`` (F, N) as the values of every KMM layer."""
+    table = answer_values(codebook, ids)
+    for mem in model.memory_modules().values():
+        mem.values.copy_(table.to(mem.values.dtype))
+
+
+@contextlib.contextmanager
+def bound_values(model: LoKiFormerForCausalLM, table: torch.Tensor | None, capture: bool = True):
+    """During one forward: the values are ``table`` (F, N, d_v, with gradient;
+    None: the model's own values) and the memory queries are kept for
+    ``retrieval_loss``."""
+    mems = list(model.memory_modules().values())
+    if table is None and not capture:
+        yield
+        return
+    for m in mems:
+        m._value_override, m._capture_queries = table, capture
+    try:
+        yield
+    finally:
+        for m in mems:
+            m._value_override, m._capture_queries, m._queries = None, False, None
+
+
+def null_slot(slots: int) -> int:
+    """The slot kept empty in every bound-slot field (value 0): a query that is
+    not about the field's facts is trained to read it, so that a field adds
+    nothing to other domains' answers."""
+    return slots - 1
+
+
+def retrieval_loss(model: LoKiFormerForCausalLM, batch: dict) -> tuple[torch.Tensor, int]:
+    """Sum over bound positions of the cross-entropy of the right slot among
+    all slots of a field, for every field: the fact's slot in its own field,
+    the null slot in every other field (mean over heads and KMM layers; the
+    other fields weigh as much as the own one together); and the number of
+    positions. Needs the queries kept by
+    ``bound_values``."""
+    st, mask = batch["slot_targets"], batch["mask"]
+    pos = (st >= 0).nonzero()
+    mems = list(model.memory_modules().values())
+    if len(pos) == 0:
+        return mems[0].keys.new_zeros(()), 0
+    T = st.shape[1]
+    rows = (mask.reshape(-1).long().cumsum(0) - 1)[pos[:, 0] * T + pos[:, 1]]
+    own = batch["grad_fields"].float().argmax(dim=1)[pos[:, 0]]  # (P,)
+    F, N = mems[0].keys.shape[:2]
+    target = torch.full((len(pos), F), null_slot(N), dtype=torch.long)
+    target[torch.arange(len(pos)), own] = st[pos[:, 0], pos[:, 1]]
+    is_own = torch.zeros(len(pos), F, dtype=torch.bool)
+    is_own[torch.arange(len(pos)), own] = True
+    weight = torch.where(is_own, 1.0, 1.0 / max(1, F - 1))  # own field 1, the other fields 1 together
+    total = 0.0
+    for mem in mems:
+        q = mem._queries[rows]  # (P, H, dk)
+        scores = torch.einsum("phd,fnd->phfn", q, mem.keys) / math.sqrt(mem.key_dim)
+        ce = torch.nn.functional.cross_entropy(scores.float().reshape(-1, N),
+                                               target.unsqueeze(1).expand(-1, mem.heads, -1).reshape(-1),
+                                               reduction="none").view(len(pos), mem.heads, F)
+        total = total + (ce * weight.unsqueeze(1)).sum() / mem.heads
+    return total / len(mems), len(pos)
+
+
+def train_micro_batches(model, seqs, scale, special, cfg, chunks: int = 2,
+                        value_ids: torch.Tensor | None = None, bound: bool = False,
+                        codebook: torch.Tensor | None = None) -> torch.Tensor:
     """Forward/backward in length-sorted chunks (less padding); the loss is the
     weighted mean over the whole batch, plus ``cfg.memory_readout_weight`` x the
-    memory read-out loss per answer token. Returns the loss (detached)."""
+    memory read-out loss per answer token. ``value_ids`` (bound slots): the
+    answers stored in every slot, whose ``codebook`` rows are the values; with it or
+    ``bound``, plus ``cfg.retrieval_weight`` x the retrieval loss per bound
+    position. Returns the loss (detached)."""
+    bound = bound or value_ids is not None
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
     parts = [order[j * len(order) // chunks:(j + 1) * len(order) // chunks] for j in range(chunks)]
     batches = []
@@ -409,14 +578,19 @@ def train_micro_batches(model, seqs, scale, special, cfg, chunks: int = 2) -> to
     if readout > 0:
         answer_masks = [(b["weights"] == 1.0) & (b["targets"] != special["abstain"]) for b, _ in batches]
         n_answers = max(1, sum(int(a.sum()) for a in answer_masks))
+    retrieval = cfg.retrieval_weight if bound else 0.0
+    n_bound = max(1, sum(int((b["slot_targets"] >= 0).sum()) for b, _ in batches))
     total = 0.0
     for i, (b, sc) in enumerate(batches):
         capture = capture_last_memory(model) if readout > 0 else contextlib.nullcontext({})
-        with token_mask(model, b["mask"]), capture as box:
+        with token_mask(model, b["mask"]), capture as box, bound_values(model, None if value_ids is None else answer_values(codebook, value_ids),
+                                                             capture=bound):
             out = model(b["input_ids"], kmm_field_scale=sc, kmm_grad_fields=b["grad_fields"])
-        ce = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]),
-                                               b["targets"].reshape(-1), reduction="none")
-        loss = (ce * b["weights"].reshape(-1)).sum() / max(total_w, 1e-6)
+            ce = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]),
+                                                   b["targets"].reshape(-1), reduction="none")
+            loss = (ce * b["weights"].reshape(-1)).sum() / max(total_w, 1e-6)
+            if retrieval > 0:
+                loss = loss + retrieval * retrieval_loss(model, b)[0] / n_bound
         if readout > 0:
             loss = loss + readout * memory_readout_loss(model, box["m"], b["targets"], answer_masks[i]) / n_answers
         loss.backward()
@@ -445,6 +619,9 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
     ends this run early at that step (with a checkpoint), to be resumed."""
     from lokiserve.train.evaluate import evaluate_facts
 
+    if cfg.bound_slots and (cfg.shadow_share > 0 or cfg.practice_episode_steps > 0):
+        raise ValueError("shadow fields and practice episodes train free field values; with bound slots a "
+                         "field's values are codebook rows (use --no-bound-slots for them)")
     torch.set_num_threads(cfg.threads)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -459,8 +636,12 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
     enc = Encoder(tok)
     sampler = Sampler(world, enc, cfg, field_of)
     groups = param_groups(model, cfg)
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
+    codebook = None
+    if cfg.bound_slots:
+        codebook = new_codebook(mcfg.vocab_size, mcfg.kmm_value_dim, torch.Generator().manual_seed(cfg.seed + 2))
+        groups.append({"params": [codebook], "weight_decay": 0.0, "base_lr": cfg.memory_lr})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
     step, history, practice_round, shadow_round = 0, [], -1, -1
     ckpt_path = run_dir / "checkpoint.pt"
     if resume and ckpt_path.exists():
@@ -468,6 +649,8 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
         if ck["config"] != asdict(cfg):
             raise ValueError(f"{ckpt_path} was written with another config; use a fresh --run-dir")
         model.load_state_dict(ck["model"])
+        if codebook is not None:
+            codebook.data.copy_(ck["codebook"])
         opt.load_state_dict(ck["optimizer"])
         step, history, practice_round = ck["step"], ck["history"], ck["practice_round"]
         shadow_round = ck.get("shadow_round", -1)
@@ -498,10 +681,15 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
                     start_shadow(model, field_of[SHADOW_PREFIX + d], field_of[d], c, gen, opt)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * lr_factor(step, cfg)
+            value_ids = None
+            if cfg.bound_slots:
+                sampler.redraw()
+                value_ids = slot_answer_ids(enc, sampler.bound_worlds(), len(names), mcfg.kmm_slots_per_field)
             seqs, scale = sampler.batch(cfg.batch_size, len(names), reserve)
             opt.zero_grad(set_to_none=True)
-            loss = train_micro_batches(model, seqs, scale, special, cfg)
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            loss = train_micro_batches(model, seqs, scale, special, cfg, value_ids=value_ids, codebook=codebook)
+            gnorm = torch.nn.utils.clip_grad_norm_(
+                list(model.parameters()) + ([codebook] if codebook is not None else []), cfg.grad_clip)
             opt.step()
             step += 1
             lv = float(loss.detach())
@@ -511,6 +699,9 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
             record = {"step": step, "loss": lv, "loss_ema": ema, "elapsed_s": time.time() - t0}
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 model.eval()
+                if cfg.bound_slots:  # the real world (and the practice facts as drawn) in the values
+                    write_bound_values(model, codebook, slot_answer_ids(enc, sampler.bound_worlds(real=True), len(names),
+                                                              mcfg.kmm_slots_per_field))
                 with torch.no_grad(), enabled_fields(model, list(FIELD_NAMES)):
                     acc = evaluate_facts(model, tok, [f.record() for f in world.facts], per_domain_limit=60)
                     prac = evaluate_facts(model, tok, [f.record() for f in sampler.practice]) if sampler.practice else None
@@ -531,17 +722,24 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
                 tmp = ckpt_path.with_suffix(".tmp")
                 torch.save({"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
                             "step": step, "history": history, "practice_round": practice_round,
-                            "shadow_round": shadow_round,
+                            "shadow_round": shadow_round, "codebook": None if codebook is None else codebook.detach(),
                             "rng": _rng_state(sampler, gen)}, tmp)
                 tmp.replace(ckpt_path)
     bar.close()
     model.eval()
+    if cfg.bound_slots:
+        write_bound_values(model, codebook, slot_answer_ids(enc, sampler.bound_worlds(real=True), len(names),
+                                                  mcfg.kmm_slots_per_field))
+        model.config.kmm_value_codebook = VALUE_CODEBOOK
     model = shipped_model(model)
-    return model, world, tok, {"history": history, "train_seconds": time.time() - t0}
+    return model, world, tok, {"history": history, "train_seconds": time.time() - t0,
+                               "value_codebook": None if codebook is None else codebook.detach()}
 
 
-def save_demo(model: LoKiFormerForCausalLM, world: World, run_dir: str | Path, out_dir: str | Path) -> Path:
-    """memories/demo: config, safetensors weights (reserve field zeroed), tokenizer, world.jsonl."""
+def save_demo(model: LoKiFormerForCausalLM, world: World, run_dir: str | Path, out_dir: str | Path,
+              codebook: torch.Tensor | None = None) -> Path:
+    """memories/demo: config, safetensors weights (reserve field zeroed), tokenizer, world.jsonl
+    (and the value codebook of a bound-slot model)."""
     from transformers import GenerationConfig
 
     out_dir = Path(out_dir)
@@ -555,6 +753,8 @@ def save_demo(model: LoKiFormerForCausalLM, world: World, run_dir: str | Path, o
 
     PreTrainedTokenizerFast.from_pretrained(str(Path(run_dir) / "tokenizer")).save_pretrained(str(out_dir))
     write_facts(world.facts, out_dir / "world.jsonl")
+    if codebook is not None:
+        save_codebook(codebook, out_dir / VALUE_CODEBOOK)
     return out_dir
 
 

@@ -363,6 +363,39 @@ def edit_domain(world: World, domain: str, fraction: float = 0.5, seed: int = 0)
     return out
 
 
+class AnswerRedrawer:
+    """Random worlds for bound-slot training: the same facts, each with an
+    answer drawn anew, uniformly from the answers its relation has in the
+    given fact list. Facts are cached, so a redraw costs a few lookups."""
+
+    def __init__(self):
+        self._cache: dict[tuple[str, str, str, str], Fact] = {}
+        self._options: dict[int, tuple[list[Fact], list[list[str]]]] = {}  # keeps the list alive: ids stay unique
+
+    def redraw(self, facts: list[Fact], rng: random.Random) -> list[Fact]:
+        known = self._options.get(id(facts))
+        options = known[1] if known is not None else None
+        if options is None:
+            by_rel: dict[str, list[str]] = {}
+            for f in facts:
+                pool = by_rel.setdefault(f.relation, [])
+                if f.answer not in pool:
+                    pool.append(f.answer)
+            options = [by_rel[f.relation] for f in facts]
+            self._options[id(facts)] = (facts, options)
+        out = []
+        for f, pool in zip(facts, options):
+            a = pool[rng.randrange(len(pool))]
+            key = (f.domain, f.entity, f.relation, a)
+            g = self._cache.get(key)
+            if g is None:
+                schema = SCHEMAS[f.domain]
+                rel = next(r for r in schema.relations if r.name == f.relation)
+                g = self._cache[key] = make_fact(schema, rel, f.entity, a, f.field)
+            out.append(g)
+        return out
+
+
 # --------------------------------------------------------------------------- files
 
 
