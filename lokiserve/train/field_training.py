@@ -239,13 +239,15 @@ def init_bound_field(model, f: int, tok, rows: list[dict], codebook: torch.Tenso
         if n > null_slot(N):
             raise ValueError(f"{n} facts do not fit in the {null_slot(N)} slots of field {model.field_names[f]!r} "
                              "(one stays empty)")
+        size = queries[li].norm(dim=-1).mean().clamp(min=1e-6)  # a trained model's queries are large
         q = centred_queries(queries[li], rows)
         q = q / q.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         k = q.sum(dim=1)
         k = k / k.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         mem.keys[f].zero_()
         mem.values[f].zero_()
-        mem.keys[f, :n] = k * sharpness * mem.key_dim ** 0.5
+        # a query of typical size scores about ``sharpness`` x cos(query, key)
+        mem.keys[f, :n] = k * sharpness * mem.key_dim ** 0.5 / size
         mem.values[f, :n] = values
         mem.enabled[f] = True
 
@@ -260,7 +262,7 @@ def phrasing_prompts(rows: list[dict]) -> list[dict]:
     return out
 
 
-def fit_bound_keys(model, f: int, tok, rows: list[dict], retain: list[dict], rounds: int = 3, steps: int = 200,
+def fit_bound_keys(model, f: int, tok, rows: list[dict], retain: list[dict], rounds: int = 3, steps: int = 300,
                    lr: float = 0.05, log=print) -> dict:
     """Fit field ``f``'s keys (fact i in slot i) to the frozen model's own queries.
 
@@ -294,7 +296,7 @@ def fit_bound_keys(model, f: int, tok, rows: list[dict], retain: list[dict], rou
                 ce = torch.nn.functional.cross_entropy(scores.reshape(-1, N), tgt, reduction="none")
                 loss = (ce * weight).sum() / mem.heads
                 if step == 0:
-                    first.setdefault(str(li), round(float(loss), 4))
+                    first.setdefault(str(li), round(float(loss.detach()), 4))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -388,7 +390,9 @@ def train_field(
         if layers is not None and li not in layers and started != "current":
             with torch.no_grad():
                 m.values[f].zero_()  # this layer's slice of a new field stays silent
-    pin = OneFieldTrainable(model, f, layers, tensors=("keys",) if bound else ("keys", "values"))
+    # bound slots: the fitted keys stay; the steps refine the facts' values (each read by its own fact
+    # only), while the null slot, read by every other domain, stays empty
+    pin = OneFieldTrainable(model, f, layers, tensors=("values",) if bound else ("keys", "values"))
     null = null_slot(model.config.kmm_slots_per_field)
     opt = torch.optim.Adam(pin.params, lr=lr, betas=(0.9, 0.98), eps=1e-8)
     cfg = TrainConfig(text_weight=text_weight, memory_readout_weight=readout_weight)
@@ -414,6 +418,10 @@ def train_field(
             loss = train_micro_batches(model, seqs, scale, sp, cfg, bound=bound)
             opt.step()
             pin.restore()  # every other field stays bit-identical
+            if bound:
+                with torch.no_grad():
+                    for mem in model.memory_modules().values():
+                        mem.values[f, null] = 0.0
             history.append(float(loss))
             bar.set_postfix(loss=f"{float(loss):.3f}")
     model.eval()

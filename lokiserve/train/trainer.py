@@ -663,7 +663,7 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
             sampler.draw_shadows(shadow_round)
         log(f"resumed from {ckpt_path} at step {step}")
     model.train()
-    t0 = time.time()
+    t0 = time.time() - (history[-1]["elapsed_s"] if history else 0.0)  # a resumed run counts its earlier time
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train-demo", dynamic_ncols=True)
     ema = None
     with fast_kmm(model):
