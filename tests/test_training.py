@@ -414,11 +414,13 @@ def test_retrieval_loss_names_the_own_slot_and_the_null_slot_elsewhere():
 
 def test_bound_edit_writes_values_of_the_named_field_only(bound_run, tmp_path):
     """An edit of a bound-slot field is written, not trained: the slot each
-    edited prompt reads gets the new answer's codebook row; keys and every
-    other tensor stay bit-identical."""
+    edited prompt reads gets the new answer's codebook row (a fact that shared
+    its slot with another answer moves to a free slot, and only then are the
+    field's keys refitted); every other field and tensor stays bit-identical,
+    and the null slot stays empty."""
     from lokiserve.train.field_training import read_slots, train_field
     from lokiserve.train.tokenizer import load_tokenizer
-    from lokiserve.train.trainer import VALUE_CODEBOOK, load_codebook
+    from lokiserve.train.trainer import VALUE_CODEBOOK, load_codebook, null_slot
 
     _, world, _, out = bound_run
     model = load_model(out)
@@ -427,24 +429,28 @@ def test_bound_edit_writes_values_of_the_named_field_only(bound_run, tmp_path):
     fld, info = train_field(out, rows, "people", tmp_path / "people.safetensors", progress=False, model=model,
                             log=lambda *_: None)
     assert info["steps"] == 0 and info["written"] and (tmp_path / "people.safetensors").exists()
+    moved = sum(v["moved"] for k, v in info["written"].items() if k != "fit")
+    assert ("fit" in info["written"]) == (moved > 0)
     f = model.field_index("people")
     for n, t in model.state_dict().items():
-        if n.endswith(".values") and ".kmm." in n:
+        if n.endswith((".values", ".keys")) and ".kmm." in n:
             others = [i for i in range(t.shape[0]) if i != f]
             assert torch.equal(t[others], ref[n][others]), n
+            if n.endswith(".keys") and not moved:
+                assert torch.equal(t, ref[n]), n
+            if n.endswith(".values"):
+                assert not t[f, null_slot(t.shape[1])].any()
         else:
             assert torch.equal(t, ref[n]), n
     tok = load_tokenizer(out)
     codebook = load_codebook(out / VALUE_CODEBOOK)
-    slots = read_slots(model, f, tok, rows)
-    changed = [i for i, r in enumerate(rows) if r["changed"]]
+    slots = read_slots(model, f, tok, rows)  # after the edit (and any refit): where each prompt reads
     for li, mem in model.memory_modules().items():
-        last = {}
         for i, r in enumerate(rows):
-            last[int(slots[li][i])] = r["answer"]  # a slot read by two prompts holds the later one
-        for i in changed:
-            slot = int(slots[li][i])
-            torch.testing.assert_close(mem.values[f, slot], codebook[_answer_id(tok, last[slot])], rtol=0, atol=0)
+            if r["changed"] and info["written"][str(li)]["moved"] == 0:
+                slot = int(slots[li][i])
+                torch.testing.assert_close(mem.values[f, slot], codebook[_answer_id(tok, r["answer"])],
+                                           rtol=0, atol=0)
 
 
 def test_bound_new_field_fits_keys_to_the_frozen_queries(bound_run, tmp_path):

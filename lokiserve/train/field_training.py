@@ -187,13 +187,16 @@ def bound_codebook(model, model_dir: Path) -> torch.Tensor | None:
 
 @torch.no_grad()
 def read_slots(model, f: int, tok, rows: list[dict]) -> dict[int, torch.Tensor]:
-    """Per KMM layer, the slot of field ``f`` that each prompt reads most
-    (softmax weight summed over heads) at the position that predicts the answer."""
+    """Per KMM layer, the fact slot of field ``f`` that each prompt reads most
+    (softmax weight summed over heads) at the position that predicts the
+    answer. The null slot is never a fact's slot: it is excluded."""
     queries = prompt_queries(model, tok, rows)
     out = {}
     for li, mem in model.memory_modules().items():
         scores = torch.einsum("nhd,sd->nhs", queries[li], mem.keys[f]) / math.sqrt(mem.key_dim)
-        out[li] = scores.softmax(dim=-1).sum(dim=1).argmax(dim=-1)
+        weight = scores.softmax(dim=-1).sum(dim=1)
+        weight[:, null_slot(weight.shape[-1])] = -1.0
+        out[li] = weight.argmax(dim=-1)
     return out
 
 
@@ -211,18 +214,43 @@ def answer_ids(tok, rows: list[dict]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
-@torch.no_grad()
-def write_edit(model, f: int, tok, rows: list[dict], codebook: torch.Tensor) -> dict:
-    """Edit a bound-slot field in closed form: every fact's value becomes its
-    (new) answer's codebook row, in the slot its prompt reads in each layer.
-    Keys stay: the prompts still find their slots. Returns counts."""
+def write_edit(model, f: int, tok, rows: list[dict], codebook: torch.Tensor, retain: list[dict],
+               log=print) -> dict:
+    """Edit a bound-slot field in closed form: in each layer, the slot a
+    fact's prompt reads gets the fact's answer's codebook row, where it holds
+    another one. Keys stay, unless two prompts that read one slot now need
+    different answers: then each fact after the first moves to a free slot
+    (value all zero, never the null slot) with its answer, and the keys are
+    refitted to the frozen queries (``fit_bound_keys``) so that every fact
+    reads its own slot again. The null slot, read by every other domain, is
+    never written. Returns counts per layer."""
     slots = read_slots(model, f, tok, rows)
-    values = answer_values(codebook, answer_ids(tok, rows))
-    report = {}
-    for li, mem in model.memory_modules().items():
-        s = slots[li]
-        mem.values[f][s] = values
-        report[str(li)] = {"facts": len(rows), "distinct_slots": int(s.unique().numel())}
+    mems = model.memory_modules()
+    values = answer_values(codebook, answer_ids(tok, rows)).to(next(iter(mems.values())).values.dtype)
+    report, moved_any = {}, False
+    with torch.no_grad():
+        for li, mem in mems.items():
+            s = slots[li].clone()
+            N = mem.values.shape[1]
+            free = [j for j in range(N) if j != null_slot(N) and j not in set(s.tolist())
+                    and not mem.values[f, j].any()]
+            owner: dict[int, int] = {}
+            moved = 0
+            for i in range(len(rows)):
+                j = int(s[i])
+                if j in owner and not torch.equal(values[owner[j]], values[i]) and free:
+                    s[i] = free.pop(0)  # a second fact in this slot with another answer: its own slot
+                    moved += 1
+                else:
+                    owner.setdefault(j, i)
+            differs = (mem.values[f][s] != values).any(dim=-1)
+            mem.values[f][s[differs]] = values[differs]
+            slots[li] = s
+            moved_any |= moved > 0
+            report[str(li)] = {"facts": len(rows), "written": int(differs.sum()), "moved": moved,
+                               "distinct_slots": int(s.unique().numel())}
+    if moved_any:
+        report["fit"] = fit_bound_keys(model, f, tok, rows, retain, slot_of=slots, log=log)
     return report
 
 
@@ -263,8 +291,9 @@ def phrasing_prompts(rows: list[dict]) -> list[dict]:
 
 
 def fit_bound_keys(model, f: int, tok, rows: list[dict], retain: list[dict], rounds: int = 3, steps: int = 300,
-                   lr: float = 0.05, log=print) -> dict:
-    """Fit field ``f``'s keys (fact i in slot i) to the frozen model's own queries.
+                   lr: float = 0.05, log=print, slot_of: dict[int, torch.Tensor] | None = None) -> dict:
+    """Fit field ``f``'s keys to the frozen model's own queries: fact i in
+    slot i, or in ``slot_of[layer][i]``.
 
     With the backbone frozen, a key only has to be what the fact's prompts
     ask for: a softmax classification of the queries at the answer position
@@ -276,7 +305,7 @@ def fit_bound_keys(model, f: int, tok, rows: list[dict], retain: list[dict], rou
     prompts = phrasing_prompts(rows)
     fact_of = torch.tensor([i for i, fact in enumerate(facts_from_rows(rows)) for _ in fact.sentences])
     N = model.config.kmm_slots_per_field
-    target = torch.cat([fact_of, torch.full((len(retain),), null_slot(N), dtype=torch.long)])
+    nulls = torch.full((len(retain),), null_slot(N), dtype=torch.long)
     report, first = {}, {}
     for _ in range(rounds):
         queries = prompt_queries(model, tok, prompts + retain)
@@ -287,7 +316,8 @@ def fit_bound_keys(model, f: int, tok, rows: list[dict], retain: list[dict], rou
             q = queries[li].detach() / size
             keys = (mem.keys[f].detach() * size).requires_grad_(True)
             opt = torch.optim.Adam([keys], lr=lr)
-            tgt = target.repeat_interleave(mem.heads)
+            want = fact_of if slot_of is None else slot_of[li][fact_of]  # each phrasing's slot
+            tgt = torch.cat([want, nulls]).repeat_interleave(mem.heads)
             # the facts' prompts and the other domains' prompts weigh the same in total
             weight = torch.cat([torch.full((len(prompts),), 0.5 / len(prompts)),
                                 torch.full((len(retain),), 0.5 / max(1, len(retain)))]).repeat_interleave(mem.heads)
@@ -304,7 +334,7 @@ def fit_bound_keys(model, f: int, tok, rows: list[dict], retain: list[dict], rou
                 mem.keys[f].copy_(keys / size)
                 top = (torch.einsum("mhd,nd->mhn", q, keys)).argmax(-1)
                 report[str(li)] = {"loss_start": first[str(li)], "loss": round(float(loss), 4),
-                                   "facts_found": round(float((top[: len(prompts)] == fact_of[:, None]).float().mean()), 4),
+                                   "facts_found": round(float((top[: len(prompts)] == want[:, None]).float().mean()), 4),
                                    "others_silent": round(float((top[len(prompts):] == null_slot(N)).float().mean()), 4)}
     log(f"fit keys of field {model.field_names[f]!r}: {report}")
     return report
@@ -353,7 +383,7 @@ def train_field(
     bound = codebook is not None
     written = fitted = None
     if bound and init in ("auto", "current") and not field_is_empty(model, f):
-        written = write_edit(model, f, tok, facts, codebook)  # closed form: nothing to train
+        written = "pending"
         started, steps = "current (values written)", 0
     elif bound:
         init_bound_field(model, f, tok, facts, codebook)
@@ -374,6 +404,8 @@ def train_field(
         retain = read_facts(world) if world.exists() else []
     taught = {r["prompt"] for r in facts}
     retain = [r for r in retain if r["prompt"] not in taught]
+    if written == "pending":  # closed form: nothing to train
+        written = write_edit(model, f, tok, facts, codebook, retain, log=log)
     if fitted == "pending":
         fitted = fit_bound_keys(model, f, tok, facts, retain, log=log)
     allocation = None
