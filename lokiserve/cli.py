@@ -121,6 +121,10 @@ def cmd_train_demo(args) -> int:
 
     from lokiserve.train.world import build_world
 
+    if args.bound_slots and (args.shadow_share > 0 or args.practice_episode_steps > 0):
+        print("lokiserve train-demo: error: --shadow-share and --practice-episode-steps train free field values; "
+              "they need --no-bound-slots", file=sys.stderr)
+        return 2
     t0 = time.time()
     cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       memory_lr=args.memory_lr, threads=args.threads, shadow_share=args.shadow_share,

@@ -477,3 +477,12 @@ def test_bound_new_field_fits_keys_to_the_frozen_queries(bound_run, tmp_path):
         else:
             assert torch.equal(t, ref[n]), n
     assert model.field_state(RESERVE_FIELD) == "active"
+
+
+def test_free_value_options_need_no_bound_slots(capsys, tmp_path):
+    from lokiserve.cli import main
+
+    for flag in (["--shadow-share", "0.4"], ["--practice-episode-steps", "5"]):
+        assert main(["train-demo", *flag, "--run-dir", str(tmp_path / "r"), "--out", str(tmp_path / "o")]) == 2
+        assert "--no-bound-slots" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
