@@ -121,16 +121,16 @@ def cmd_train_demo(args) -> int:
 
     from lokiserve.train.world import build_world
 
-    if args.bound_slots and (args.shadow_share > 0 or args.practice_episode_steps > 0):
-        print("lokiserve train-demo: error: --shadow-share and --practice-episode-steps train free field values; "
-              "they need --no-bound-slots", file=sys.stderr)
-        return 2
     t0 = time.time()
-    cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      memory_lr=args.memory_lr, threads=args.threads, shadow_share=args.shadow_share,
-                      memory_readout_weight=args.memory_readout_weight,
-                      practice_episode_steps=args.practice_episode_steps, practice_every=args.practice_every,
-                      bound_slots=args.bound_slots, retrieval_weight=args.retrieval_weight)
+    try:
+        cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                          memory_lr=args.memory_lr, threads=args.threads, shadow_share=args.shadow_share,
+                          memory_readout_weight=args.memory_readout_weight,
+                          practice_episode_steps=args.practice_episode_steps, practice_every=args.practice_every,
+                          bound_slots=args.bound_slots, retrieval_weight=args.retrieval_weight)
+    except ValueError as exc:  # options that do not go together: before any work
+        print(f"lokiserve train-demo: error: {exc}", file=sys.stderr)
+        return 2
     record_path = Path(args.bench_dir) / "demo_train.json"
     if args.fields_only:
         out = Path(args.out)
@@ -230,8 +230,8 @@ def add_train_field_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--retain", default=None,
                    help="JSONL facts that must stay answered (default: the model's world.jsonl, minus re-taught prompts)")
     p.add_argument("--steps", type=POSITIVE_INT, default=400,
-                   help="optimizer steps; for a bound-slot model (the demo), the steps that refine a new field's keys "
-                   "after they are fitted, while an edit is written in closed form and takes none "
+                   help="optimizer steps; for a bound-slot model (the demo), the steps that refine a new field's "
+                   "values after its keys are fitted, while an edit is written in closed form and takes none "
                    "(default: %(default)s)")
     p.add_argument("--lr", type=POSITIVE, default=1e-2, help="peak learning rate (default: %(default)s)")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=64, help="sequences per step (default: %(default)s)")

@@ -9,8 +9,8 @@ sequences plus per-field decisions (dropped / own field zeroed) into tensors.
 
 from __future__ import annotations
 
-import random
 import dataclasses
+import random
 from dataclasses import dataclass
 
 import torch

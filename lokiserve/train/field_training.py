@@ -16,7 +16,9 @@ there, an answer's row of the model's value codebook. So:
   codebook row, and fits the keys to the frozen model's own memory queries:
   every phrasing of a fact must read its slot, every other domain's prompt
   the empty null slot (``fit_bound_keys``); then ``steps`` optimizer steps on
-  the language-model and retrieval losses refine the keys (values fixed).
+  the language-model and retrieval losses refine the facts' values (keys
+  fixed, the null slot kept empty; layer 3's queries depend on layer 1's
+  values, so the retrieval loss reaches them).
 
 **Other models** (free field values): gradient steps on the keys and values
 with a *retain* set: each batch mixes the facts to store with the model's
@@ -44,8 +46,8 @@ from lokiserve.train.evaluate import evaluate_facts
 from lokiserve.train.fastkmm import fast_kmm
 from lokiserve.train.tokenizer import load_tokenizer, special_ids
 from lokiserve.train.trainer import (
-    VALUE_CODEBOOK, OneFieldTrainable, TrainConfig, answer_values, load_codebook, load_model, null_slot,
-    reinit_field, train_micro_batches,
+    VALUE_CODEBOOK, OneFieldTrainable, TrainConfig, answer_token, answer_values, load_codebook, load_model,
+    null_slot, reinit_field, train_micro_batches,
 )
 from lokiserve.train.world import facts_from_rows, read_facts
 
@@ -201,17 +203,9 @@ def read_slots(model, f: int, tok, rows: list[dict]) -> dict[int, torch.Tensor]:
 
 
 def answer_ids(tok, rows: list[dict]) -> torch.Tensor:
-    """The first token of every answer: what a bound slot stores (the backbone
-    spells the rest of a longer answer from it, as in training)."""
-    from lokiserve.train.tokenizer import encode
-
-    ids = []
-    for r in rows:
-        pieces = encode(tok, r["answer"])
-        if not pieces:
-            raise ValueError(f"the answer of {r['prompt']!r} is empty")
-        ids.append(pieces[0])
-    return torch.tensor(ids, dtype=torch.long)
+    """The token each row's bound slot stores (``trainer.answer_token``)."""
+    enc = Encoder(tok)
+    return torch.tensor([answer_token(enc, r["answer"]) for r in rows], dtype=torch.long)
 
 
 def write_edit(model, f: int, tok, rows: list[dict], codebook: torch.Tensor, retain: list[dict],
@@ -232,8 +226,8 @@ def write_edit(model, f: int, tok, rows: list[dict], codebook: torch.Tensor, ret
         for li, mem in mems.items():
             s = slots[li].clone()
             N = mem.values.shape[1]
-            free = [j for j in range(N) if j != null_slot(N) and j not in set(s.tolist())
-                    and not mem.values[f, j].any()]
+            read = set(s.tolist())
+            free = [j for j in range(N) if j != null_slot(N) and j not in read and not mem.values[f, j].any()]
             owner: dict[int, int] = {}
             moved = 0
             for i in range(len(rows)):
@@ -280,14 +274,15 @@ def init_bound_field(model, f: int, tok, rows: list[dict], codebook: torch.Tenso
         mem.enabled[f] = True
 
 
-def phrasing_prompts(rows: list[dict]) -> list[dict]:
-    """Every phrasing of every fact, cut before its answer: each is a prompt
-    whose memory query must find the fact's slot."""
-    out = []
-    for fact, row in zip(facts_from_rows(rows), rows):
+def phrasing_prompts(rows: list[dict]) -> tuple[list[dict], torch.Tensor]:
+    """Every phrasing of every fact, cut before its answer (each is a prompt
+    whose memory query must find the fact's slot), and each one's fact index."""
+    out, fact_of = [], []
+    for i, (fact, row) in enumerate(zip(facts_from_rows(rows), rows)):
         for before, _, _ in fact.sentences:
             out.append({**row, "prompt": before})
-    return out
+            fact_of.append(i)
+    return out, torch.tensor(fact_of, dtype=torch.long)
 
 
 def fit_bound_keys(model, f: int, tok, rows: list[dict], retain: list[dict], rounds: int = 3, steps: int = 300,
@@ -302,8 +297,7 @@ def fit_bound_keys(model, f: int, tok, rows: list[dict], retain: list[dict], rou
     queries, without running the model per step. A layer's queries depend on
     the memory read below it, so the queries are recomputed ``rounds`` times.
     Returns the final retrieval accuracy per layer."""
-    prompts = phrasing_prompts(rows)
-    fact_of = torch.tensor([i for i, fact in enumerate(facts_from_rows(rows)) for _ in fact.sentences])
+    prompts, fact_of = phrasing_prompts(rows)
     N = model.config.kmm_slots_per_field
     nulls = torch.full((len(retain),), null_slot(N), dtype=torch.long)
     report, first = {}, {}
@@ -379,16 +373,21 @@ def train_field(
     f = model.field_index(field)
     name = model.field_names[f]
     gen = torch.Generator().manual_seed(seed)
+    if retain is None:
+        world = model_dir / "world.jsonl"
+        retain = read_facts(world) if world.exists() else []
+    taught = {r["prompt"] for r in facts}
+    retain = [r for r in retain if r["prompt"] not in taught]
     codebook = bound_codebook(model, model_dir)
     bound = codebook is not None
     written = fitted = None
     if bound and init in ("auto", "current") and not field_is_empty(model, f):
-        written = "pending"
+        written = write_edit(model, f, tok, facts, codebook, retain, log=log)  # closed form: nothing to train
         started, steps = "current (values written)", 0
     elif bound:
         init_bound_field(model, f, tok, facts, codebook)
+        fitted = fit_bound_keys(model, f, tok, facts, retain, log=log)
         started = "bound slots from queries"
-        fitted = "pending"
     elif init == "random":
         reinit_field(model, f, gen)
         started = "random"
@@ -399,15 +398,6 @@ def train_field(
         started = "current"
         for m in model.memory_modules().values():
             m.enabled[f] = True
-    if retain is None:
-        world = model_dir / "world.jsonl"
-        retain = read_facts(world) if world.exists() else []
-    taught = {r["prompt"] for r in facts}
-    retain = [r for r in retain if r["prompt"] not in taught]
-    if written == "pending":  # closed form: nothing to train
-        written = write_edit(model, f, tok, facts, codebook, retain, log=log)
-    if fitted == "pending":
-        fitted = fit_bound_keys(model, f, tok, facts, retain, log=log)
     allocation = None
     if allocate and started == "current" and not bound:
         allocation = allocate_edit_slots(model, f, tok, facts, [r for r in retain if r.get("field") == name])
@@ -423,7 +413,8 @@ def train_field(
             with torch.no_grad():
                 m.values[f].zero_()  # this layer's slice of a new field stays silent
     # bound slots: the fitted keys stay; the steps refine the facts' values (each read by its own fact
-    # only), while the null slot, read by every other domain, stays empty
+    # only), while the null slot, read by every other domain, stays empty. The retrieval loss still
+    # counts: layer 3's queries depend on what layer 1 reads from this field's values.
     pin = OneFieldTrainable(model, f, layers, tensors=("values",) if bound else ("keys", "values"))
     null = null_slot(model.config.kmm_slots_per_field)
     opt = torch.optim.Adam(pin.params, lr=lr, betas=(0.9, 0.98), eps=1e-8)

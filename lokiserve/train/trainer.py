@@ -140,6 +140,11 @@ class TrainConfig:
     ckpt_every: int = 250
     threads: int = 1
 
+    def __post_init__(self):
+        if self.bound_slots and (self.shadow_share > 0 or self.practice_episode_steps > 0):
+            raise ValueError("shadow fields and practice episodes train free field values; with bound slots a "
+                             "field's values are codebook rows (use --no-bound-slots for them)")
+
 
 def model_config(cfg: TrainConfig, vocab_size: int, special: dict[str, int],
                  field_names: list[str] | None = None) -> LoKiFormerConfig:
@@ -474,13 +479,22 @@ def load_codebook(path: str | Path) -> torch.Tensor:
     return load_file(str(path))["values"]
 
 
+def answer_token(enc: Encoder, answer: str) -> int:
+    """The token a bound slot stores for an answer: its first (the backbone
+    spells the rest of a longer answer from it, as in training)."""
+    ids = enc.text(answer)
+    if not ids:
+        raise ValueError(f"empty answer {answer!r}")
+    return ids[0]
+
+
 def slot_answer_ids(enc: Encoder, worlds: dict[int, list], num_fields: int, slots: int) -> torch.Tensor:
     """(F, N) token id of the answer stored in each slot (-1: empty)."""
     ids = torch.full((num_fields, slots), -1, dtype=torch.long)
     for f, facts in worlds.items():
         if len(facts) > null_slot(slots):
             raise ValueError(f"{len(facts)} facts do not fit in {null_slot(slots)} slots (one stays empty)")
-        ids[f, : len(facts)] = torch.tensor([enc.text(x.answer)[0] for x in facts], dtype=torch.long)
+        ids[f, : len(facts)] = torch.tensor([answer_token(enc, x.answer) for x in facts], dtype=torch.long)
     return ids
 
 
@@ -527,8 +541,7 @@ def retrieval_loss(model: LoKiFormerForCausalLM, batch: dict) -> tuple[torch.Ten
     all slots of a field, for every field: the fact's slot in its own field,
     the null slot in every other field (mean over heads and KMM layers; the
     other fields weigh as much as the own one together); and the number of
-    positions. Needs the queries kept by
-    ``bound_values``."""
+    positions. Needs the queries kept by ``bound_values``."""
     st, mask = batch["slot_targets"], batch["mask"]
     pos = (st >= 0).nonzero()
     mems = list(model.memory_modules().values())
@@ -560,9 +573,10 @@ def train_micro_batches(model, seqs, scale, special, cfg, chunks: int = 2,
     """Forward/backward in length-sorted chunks (less padding); the loss is the
     weighted mean over the whole batch, plus ``cfg.memory_readout_weight`` x the
     memory read-out loss per answer token. ``value_ids`` (bound slots): the
-    answers stored in every slot, whose ``codebook`` rows are the values; with it or
-    ``bound``, plus ``cfg.retrieval_weight`` x the retrieval loss per bound
-    position. Returns the loss (detached)."""
+    answers stored in every slot, whose ``codebook`` rows are the values
+    (None: the model's own values); with it or ``bound``, plus
+    ``cfg.retrieval_weight`` x the retrieval loss per bound position. Returns
+    the loss (detached)."""
     bound = bound or value_ids is not None
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
     parts = [order[j * len(order) // chunks:(j + 1) * len(order) // chunks] for j in range(chunks)]
@@ -583,8 +597,9 @@ def train_micro_batches(model, seqs, scale, special, cfg, chunks: int = 2,
     total = 0.0
     for i, (b, sc) in enumerate(batches):
         capture = capture_last_memory(model) if readout > 0 else contextlib.nullcontext({})
-        with token_mask(model, b["mask"]), capture as box, bound_values(model, None if value_ids is None else answer_values(codebook, value_ids),
-                                                             capture=bound):
+        # bound slots: the values are rebuilt from the codebook per chunk (each backward frees its graph)
+        table = answer_values(codebook, value_ids) if value_ids is not None else None
+        with token_mask(model, b["mask"]), capture as box, bound_values(model, table, capture=bound):
             out = model(b["input_ids"], kmm_field_scale=sc, kmm_grad_fields=b["grad_fields"])
             ce = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]),
                                                    b["targets"].reshape(-1), reduction="none")
@@ -619,9 +634,6 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
     ends this run early at that step (with a checkpoint), to be resumed."""
     from lokiserve.train.evaluate import evaluate_facts
 
-    if cfg.bound_slots and (cfg.shadow_share > 0 or cfg.practice_episode_steps > 0):
-        raise ValueError("shadow fields and practice episodes train free field values; with bound slots a "
-                         "field's values are codebook rows (use --no-bound-slots for them)")
     torch.set_num_threads(cfg.threads)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -635,6 +647,11 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
     reserve = field_of[RESERVE_FIELD]
     enc = Encoder(tok)
     sampler = Sampler(world, enc, cfg, field_of)
+
+    def write_real_world():  # bound slots: the real world (and the practice facts as drawn) into the values
+        write_bound_values(model, codebook, slot_answer_ids(enc, sampler.bound_worlds(real=True), len(names),
+                                                            mcfg.kmm_slots_per_field))
+
     groups = param_groups(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     codebook = None
@@ -699,9 +716,8 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
             record = {"step": step, "loss": lv, "loss_ema": ema, "elapsed_s": time.time() - t0}
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 model.eval()
-                if cfg.bound_slots:  # the real world (and the practice facts as drawn) in the values
-                    write_bound_values(model, codebook, slot_answer_ids(enc, sampler.bound_worlds(real=True), len(names),
-                                                              mcfg.kmm_slots_per_field))
+                if cfg.bound_slots:
+                    write_real_world()
                 with torch.no_grad(), enabled_fields(model, list(FIELD_NAMES)):
                     acc = evaluate_facts(model, tok, [f.record() for f in world.facts], per_domain_limit=60)
                     prac = evaluate_facts(model, tok, [f.record() for f in sampler.practice]) if sampler.practice else None
@@ -728,8 +744,7 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
     bar.close()
     model.eval()
     if cfg.bound_slots:
-        write_bound_values(model, codebook, slot_answer_ids(enc, sampler.bound_worlds(real=True), len(names),
-                                                  mcfg.kmm_slots_per_field))
+        write_real_world()
         model.config.kmm_value_codebook = VALUE_CODEBOOK
     model = shipped_model(model)
     return model, world, tok, {"history": history, "train_seconds": time.time() - t0,
