@@ -270,6 +270,7 @@ FIELD_ARGS = ["--facts", "f.jsonl", "--field", "x", "--out", "o"]
     ("train-demo", "--memory-readout-weight", "-0.5", "must be >= 0"),
     ("train-demo", "--practice-episode-steps", "-1", "must be >= 0"),
     ("train-demo", "--practice-every", "0", "must be >= 1"),
+    ("train-demo", "--retrieval-weight", "-1", "must be >= 0"),
     ("train-demo", "--batch-size", "eight", "is not a int"),
     ("train-field", "--retain-share", "-0.1", "must be >= 0"),
     ("train-field", "--readout-weight", "inf", "must be >= 0"),
