@@ -19,159 +19,21 @@ Attention and memory read the same block input and are added in parallel:
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from transformers import AutoConfig, GenerationMixin, PretrainedConfig, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from lokiserve.config import LoKiFormerConfig
+from lokiserve.generation import LayerState, LoKiFormerCache, LoKiFormerGenerationMixin
 from lokiserve.kernels.kmm.naive import kmm_field_outputs
-
-# --------------------------------------------------------------------------- config
-
-
-class LoKiFormerConfig(PretrainedConfig):
-    """Every number the reference model, the vLLM plugin and field files agree on."""
-
-    model_type = "lokiformer"
-
-    def __init__(
-        self,
-        vocab_size: int = 4096,
-        hidden_size: int = 256,
-        num_hidden_layers: int = 4,
-        num_attention_heads: int = 4,
-        num_key_value_heads: int = 2,
-        head_dim: int = 64,
-        intermediate_size: int = 704,
-        rms_norm_eps: float = 1e-5,
-        rope_theta: float = 10000.0,
-        max_position_embeddings: int = 1024,
-        tie_word_embeddings: bool = True,
-        lfa_kernel_size: int = 4,
-        kv_latent_dim: int = 128,
-        kmm_layers: list[int] | None = None,
-        kmm_num_fields: int = 5,
-        kmm_slots_per_field: int = 512,
-        kmm_key_dim: int = 64,
-        kmm_value_dim: int = 64,
-        kmm_heads: int = 4,
-        kmm_topk: int = 8,
-        kmm_field_names: list[str] | None = None,
-        **kwargs,
-    ):
-        self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.num_key_value_heads = num_key_value_heads
-        self.head_dim = head_dim
-        self.intermediate_size = intermediate_size
-        self.rms_norm_eps = rms_norm_eps
-        self.rope_theta = rope_theta
-        self.max_position_embeddings = max_position_embeddings
-        self.lfa_kernel_size = lfa_kernel_size
-        self.kv_latent_dim = kv_latent_dim
-        self.kmm_layers = list(kmm_layers) if kmm_layers is not None else [1, 3]
-        self.kmm_num_fields = kmm_num_fields
-        self.kmm_slots_per_field = kmm_slots_per_field
-        self.kmm_key_dim = kmm_key_dim
-        self.kmm_value_dim = kmm_value_dim
-        self.kmm_heads = kmm_heads
-        self.kmm_topk = kmm_topk
-        if kmm_field_names is None:
-            kmm_field_names = [f"field{i}" for i in range(kmm_num_fields)]
-        self.kmm_field_names = list(kmm_field_names)
-        kwargs.setdefault("architectures", ["LoKiFormerForCausalLM"])
-        super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
-        self.validate()
-
-    def validate(self) -> None:
-        """Refuse combinations the model cannot run, naming the problem."""
-        positive = (
-            "vocab_size hidden_size num_hidden_layers num_attention_heads num_key_value_heads "
-            "head_dim intermediate_size lfa_kernel_size kv_latent_dim kmm_num_fields "
-            "kmm_slots_per_field kmm_key_dim kmm_value_dim kmm_heads kmm_topk"
-        ).split()
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(
-                f"num_key_value_heads={self.num_key_value_heads} does not divide "
-                f"num_attention_heads={self.num_attention_heads}"
-            )
-        if self.head_dim % 2:
-            raise ValueError(f"head_dim={self.head_dim} must be even for RoPE")
-        if self.kmm_topk > self.kmm_slots_per_field:
-            raise ValueError(
-                f"kmm_topk={self.kmm_topk} exceeds kmm_slots_per_field={self.kmm_slots_per_field}"
-            )
-        if len(self.kmm_field_names) != self.kmm_num_fields:
-            raise ValueError(
-                f"kmm_field_names has {len(self.kmm_field_names)} names "
-                f"but kmm_num_fields={self.kmm_num_fields}"
-            )
-        seen: set[str] = set()
-        for name in self.kmm_field_names:
-            if not isinstance(name, str) or not name or name.isdigit():
-                raise ValueError(f"field name {name!r} must be a non-empty, non-numeric string")
-            if name in seen:
-                raise ValueError(f"duplicate field name {name!r} in kmm_field_names")
-            seen.add(name)
-        if len(set(self.kmm_layers)) != len(self.kmm_layers):
-            raise ValueError(f"duplicate layer in kmm_layers={self.kmm_layers}")
-        for layer in self.kmm_layers:
-            if not isinstance(layer, int) or not 0 <= layer < self.num_hidden_layers:
-                raise ValueError(
-                    f"KMM layer {layer!r} out of range for num_hidden_layers={self.num_hidden_layers}"
-                )
-
-    @property
-    def memory_geometry(self) -> "MemoryGeometry":
-        from lokiserve.memory import MemoryGeometry
-
-        return MemoryGeometry(
-            layers=tuple(sorted(self.kmm_layers)),
-            num_fields=self.kmm_num_fields,
-            slots=self.kmm_slots_per_field,
-            key_dim=self.kmm_key_dim,
-            value_dim=self.kmm_value_dim,
-            heads=self.kmm_heads,
-            topk=self.kmm_topk,
-        )
-
-
-AutoConfig.register("lokiformer", LoKiFormerConfig, exist_ok=True)
-
-
-# --------------------------------------------------------------------------- cache
-
-
-@dataclass
-class LayerState:
-    """Decode state of one block: KV for attention, last inputs for the LFA conv."""
-
-    k: torch.Tensor  # (B, kv_heads, T_past, head_dim)
-    v: torch.Tensor  # (B, kv_heads, T_past, head_dim)
-    conv: torch.Tensor  # (B, d, kernel-1): the last kernel-1 conv inputs
-
-
-class LoKiFormerCache:
-    """KV + LFA conv state for every layer; what makes cached decode exact."""
-
-    def __init__(self, num_layers: int):
-        self.layers: list[LayerState | None] = [None] * num_layers
-        self.mask: torch.Tensor | None = None  # (B, T_past) attention mask so far
-
-    def get_seq_length(self, layer_idx: int = 0) -> int:
-        state = self.layers[layer_idx]
-        return 0 if state is None else state.k.shape[2]
+from lokiserve.memory import Field, FieldMemory, backbone_hash, is_backbone_tensor, is_memory_tensor
 
 
 # --------------------------------------------------------------------------- modules
@@ -283,6 +145,29 @@ class LatentAttention(nn.Module):
         return self.o_proj(out), k, v
 
 
+@dataclass
+class KmmOptions:
+    """Training-time controls of every KMM layer for one forward pass, passed
+    as ``model(ids, kmm=KmmOptions(...))``; inference uses none of them.
+
+    This is the whole interface between the model and its trainers: the
+    training fast path (``retrieval``), value stand-ins and query capture go
+    through it, never through attributes set on the modules.
+    """
+
+    field_scale: torch.Tensor | None = None  # (B, F): multiplies each field's output per sequence (field dropout)
+    grad_fields: torch.Tensor | None = None  # (B, F) bool: fields that may receive gradient from that sequence
+    token_mask: torch.Tensor | None = None  # (B, T) bool: the real tokens (an implementation may skip padding)
+    values: torch.Tensor | None = None  # (F, N, d_v): read instead of the layer's values (bound slots: codebook rows)
+    queries: dict[int, torch.Tensor] | None = None  # filled: KMM layer -> queries (M, H, d_k) of the real tokens
+    # Another implementation of ``KnowledgeMemory.forward`` with the same semantics
+    # (``retrieval(module, c, options) -> (B, T, d)``), e.g. ``lokiserve.train.fastkmm.fast_retrieval``.
+    retrieval: Callable[["KnowledgeMemory", torch.Tensor, "KmmOptions"], torch.Tensor] | None = None
+
+
+_NO_OPTIONS = KmmOptions()
+
+
 class KnowledgeMemory(nn.Module):
     """KMM: per-field top-k retrieval from a parametric key-value memory.
 
@@ -290,9 +175,10 @@ class KnowledgeMemory(nn.Module):
     fields take part (a zeroed field contributes exactly 0).
     """
 
-    def __init__(self, config: LoKiFormerConfig):
+    def __init__(self, config: LoKiFormerConfig, layer_idx: int):
         super().__init__()
         g = config.memory_geometry
+        self.layer_idx = layer_idx
         self.heads, self.key_dim, self.value_dim, self.topk = g.heads, g.key_dim, g.value_dim, g.topk
         self.query = nn.Linear(config.kv_latent_dim, g.heads * g.key_dim, bias=False)  # W_mq
         self.out = nn.Linear(g.heads * g.value_dim, config.hidden_size, bias=False)  # W_mo
@@ -300,29 +186,25 @@ class KnowledgeMemory(nn.Module):
         self.values = nn.Parameter(torch.empty(g.num_fields, g.slots, g.value_dim))  # (F, N, d_v)
         self.register_buffer("enabled", torch.ones(g.num_fields, dtype=torch.bool))
 
-    def forward(
-        self,
-        c: torch.Tensor,
-        field_scale: torch.Tensor | None = None,
-        grad_fields: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """c: (B, T, latent) -> (B, T, d).
-
-        Training hooks (None at inference): ``field_scale`` (B, F) multiplies
-        each field's output per sequence (field dropout); ``grad_fields`` (B, F)
-        bool says which fields may receive gradient from that sequence.
-        """
+    def forward(self, c: torch.Tensor, options: KmmOptions | None = None) -> torch.Tensor:
+        """c: (B, T, latent) -> (B, T, d). ``options``: see ``KmmOptions``."""
+        opts = options or _NO_OPTIONS
+        if opts.retrieval is not None:
+            return opts.retrieval(self, c, opts)
         B, T, _ = c.shape
         q = self.query(c).view(B * T, self.heads, self.key_dim)
-        per_field = kmm_field_outputs(q, self.keys, self.values, self.topk)  # (BT, H, F, d_v) fp32
-        if grad_fields is not None:
-            frozen = kmm_field_outputs(q, self.keys.detach(), self.values.detach(), self.topk)
-            allow = grad_fields.repeat_interleave(T, dim=0).view(B * T, 1, -1, 1)
+        if opts.queries is not None:
+            opts.queries[self.layer_idx] = q if opts.token_mask is None else q[opts.token_mask.reshape(-1)]
+        values = self.values if opts.values is None else opts.values
+        per_field = kmm_field_outputs(q, self.keys, values, self.topk)  # (BT, H, F, d_v) fp32
+        if opts.grad_fields is not None:
+            frozen = kmm_field_outputs(q, self.keys.detach(), values.detach(), self.topk)
+            allow = opts.grad_fields.repeat_interleave(T, dim=0).view(B * T, 1, -1, 1)
             per_field = torch.where(allow, per_field, frozen)
         mask = self.enabled.view(1, 1, -1, 1)
         per_field = torch.where(mask, per_field, torch.zeros((), device=c.device))
-        if field_scale is not None:
-            per_field = per_field * field_scale.repeat_interleave(T, dim=0).view(B * T, 1, -1, 1)
+        if opts.field_scale is not None:
+            per_field = per_field * opts.field_scale.repeat_interleave(T, dim=0).view(B * T, 1, -1, 1)
         r = per_field.sum(dim=2).to(c.dtype)  # (BT, H, d_v)
         return self.out(r.reshape(B, T, self.heads * self.value_dim))
 
@@ -344,11 +226,11 @@ class LoKiFormerBlock(nn.Module):
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.lfa = LocalFusion(config.hidden_size, config.lfa_kernel_size)
         self.attn = LatentAttention(config)
-        self.kmm = KnowledgeMemory(config) if layer_idx in config.kmm_layers else None
+        self.kmm = KnowledgeMemory(config, layer_idx) if layer_idx in config.kmm_layers else None
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = SwiGLU(config.hidden_size, config.intermediate_size)
 
-    def forward(self, h, cos, sin, key_mask, pad_mask, past, kmm_kwargs):
+    def forward(self, h, cos, sin, key_mask, pad_mask, past, kmm: KmmOptions | None):
         u = self.input_layernorm(h)  # (B, T, d)
         # Left padding must look like "no input yet" to the conv: zero it.
         u_in = u * pad_mask.unsqueeze(-1).to(u.dtype)
@@ -358,7 +240,7 @@ class LoKiFormerBlock(nn.Module):
         a, k, v = self.attn(z, c, cos, sin, key_mask, past)
         h = h + a
         if self.kmm is not None:
-            h = h + self.kmm(c, **kmm_kwargs)
+            h = h + self.kmm(c, kmm)
         h = h + self.mlp(self.post_attention_layernorm(h))
         return h, LayerState(k=k, v=v, conv=conv_state)
 
@@ -397,7 +279,7 @@ class LoKiFormerModel(LoKiFormerPreTrainedModel):
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_init()
 
-    def forward(self, input_ids, attention_mask=None, cache=None, kmm_kwargs=None):
+    def forward(self, input_ids, attention_mask=None, cache=None, kmm: KmmOptions | None = None):
         B, T = input_ids.shape
         h = self.embed_tokens(input_ids)  # (B, T, d)
         if attention_mask is None:
@@ -413,7 +295,7 @@ class LoKiFormerModel(LoKiFormerPreTrainedModel):
         new_states = []
         for i, layer in enumerate(self.layers):
             past = None if cache is None else cache.layers[i]
-            h, state = layer(h, cos, sin, key_mask, attention_mask, past, kmm_kwargs or {})
+            h, state = layer(h, cos, sin, key_mask, attention_mask, past, kmm)
             new_states.append(state)
         if cache is not None:
             cache.layers = new_states
@@ -421,7 +303,7 @@ class LoKiFormerModel(LoKiFormerPreTrainedModel):
         return self.norm(h)
 
 
-class LoKiFormerForCausalLM(LoKiFormerPreTrainedModel, GenerationMixin):
+class LoKiFormerForCausalLM(LoKiFormerPreTrainedModel, LoKiFormerGenerationMixin):
     """Causal LM head + the field API that hot swapping is built on."""
 
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
@@ -455,17 +337,22 @@ class LoKiFormerForCausalLM(LoKiFormerPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         kmm_field_scale: torch.Tensor | None = None,
         kmm_grad_fields: torch.Tensor | None = None,
+        kmm: KmmOptions | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
+        """``kmm``: training controls of the memory (``KmmOptions``);
+        ``kmm_field_scale`` / ``kmm_grad_fields`` are shorthands for two of them."""
         cache = past_key_values if isinstance(past_key_values, LoKiFormerCache) else None
         if cache is None and use_cache:
             cache = LoKiFormerCache(self.config.num_hidden_layers)
-        kmm_kwargs = {}
-        if kmm_field_scale is not None:
-            kmm_kwargs["field_scale"] = kmm_field_scale
-        if kmm_grad_fields is not None:
-            kmm_kwargs["grad_fields"] = kmm_grad_fields
-        hidden = self.model(input_ids, attention_mask, cache, kmm_kwargs)
+        if kmm_field_scale is not None or kmm_grad_fields is not None:
+            base = kmm or KmmOptions()
+            kmm = dataclasses.replace(
+                base,
+                field_scale=base.field_scale if kmm_field_scale is None else kmm_field_scale,
+                grad_fields=base.grad_fields if kmm_grad_fields is None else kmm_grad_fields,
+            )
+        hidden = self.model(input_ids, attention_mask, cache, kmm)
         logits = self.lm_head(hidden).float()
         loss = None
         if labels is not None:
@@ -474,50 +361,22 @@ class LoKiFormerForCausalLM(LoKiFormerPreTrainedModel, GenerationMixin):
             )
         return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=cache if use_cache else None)
 
-    def prepare_inputs_for_generation(
-        self, input_ids, past_key_values=None, attention_mask=None, use_cache=True, **kwargs
-    ):
-        """Feed only the tokens the cache has not seen; our cache is not a transformers Cache."""
-        cache = past_key_values if isinstance(past_key_values, LoKiFormerCache) else None
-        if use_cache and cache is None:
-            cache = LoKiFormerCache(self.config.num_hidden_layers)
-        if cache is not None:
-            seen = cache.get_seq_length()
-            input_ids = input_ids[:, seen:]
-        return {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "past_key_values": cache,
-            "use_cache": use_cache,
-        }
-
-    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, is_encoder_decoder=False, num_new_tokens=1):
-        model_kwargs["past_key_values"] = outputs.past_key_values
-        mask = model_kwargs.get("attention_mask")
-        if mask is not None:
-            model_kwargs["attention_mask"] = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
-        return model_kwargs
-
-    def _prepare_cache_for_generation(self, *args, **kwargs):
-        """Our cache is created lazily in prepare_inputs_for_generation."""
-        return None
-
-    def _supports_default_dynamic_cache(self) -> bool:  # transformers asks before building a DynamicCache
-        return False
-
     # ------------------------------------------------------------------ fields
 
     def memory_modules(self) -> dict[int, KnowledgeMemory]:
         return {i: layer.kmm for i, layer in enumerate(self.model.layers) if layer.kmm is not None}
 
     @property
+    def field_memory(self) -> FieldMemory:
+        """Every operation on the live fields (``lokiserve.memory.FieldMemory``)."""
+        return FieldMemory(self.memory_modules(), self.config.kmm_field_names)
+
+    @property
     def field_names(self) -> list[str]:
         return list(self.config.kmm_field_names)
 
     def field_index(self, field_id: int | str) -> int:
-        from lokiserve.memory import resolve_field_id
-
-        return resolve_field_id(self.field_names, field_id)
+        return self.field_memory.index(field_id)
 
     def backbone_tensors(self) -> Iterable[tuple[str, torch.Tensor]]:
         """Every weight except the field memory itself (what a field depends on)."""
@@ -526,64 +385,31 @@ class LoKiFormerForCausalLM(LoKiFormerPreTrainedModel, GenerationMixin):
                 yield name, tensor
 
     def backbone_hash(self) -> str:
-        from lokiserve.memory import backbone_hash
-
         return backbone_hash(self.backbone_tensors(), self.config.memory_geometry)
 
     def field_state(self, field_id: int | str) -> str:
-        f = self.field_index(field_id)
-        kmm = next(iter(self.memory_modules().values()), None)
-        return "active" if kmm is None or bool(kmm.enabled[f]) else "zeroed"
+        return self.field_memory.state(self.field_index(field_id))
 
-    def export_field(self, field_id: int | str, **metadata: str):
+    def export_field(self, field_id: int | str, **metadata: str) -> Field:
         """The live contents of one field, as a Field bound to this backbone."""
-        from lokiserve.memory import Field
+        return self.field_memory.export(self.field_index(field_id), self.backbone_hash(), **metadata)
 
-        f = self.field_index(field_id)
-        mems = self.memory_modules()
-        return Field(
-            name=self.field_names[f],
-            keys={i: m.keys.detach()[f].float().clone() for i, m in mems.items()},
-            values={i: m.values.detach()[f].float().clone() for i, m in mems.items()},
-            backbone=self.backbone_hash(),
-            metadata=metadata,
-        )
-
-    @torch.no_grad()
-    def apply_field(self, field_id: int | str, field, *, backbone: str | None = None) -> None:
+    def apply_field(self, field_id: int | str, field: Field, *, backbone: str | None = None) -> None:
         """Validate ``field`` against this model, then replace slice ``field_id``
         in every KMM layer. On any error nothing changes. An all-zero field is
         the empty field: it is stored and marked zeroed."""
         f = self.field_index(field_id)
         field.check_compatible(self.config.memory_geometry, backbone or self.backbone_hash())
-        for i, mem in self.memory_modules().items():
-            mem.keys[f].copy_(field.keys[i])
-            mem.values[f].copy_(field.values[i])
-            mem.enabled[f] = not field.is_empty()
+        self.field_memory.write(f, field)
 
-    @torch.no_grad()
     def zero_field(self, field_id: int | str) -> None:
         """Remove a field: its memory is cleared and it is excluded from retrieval."""
-        f = self.field_index(field_id)
-        for mem in self.memory_modules().values():
-            mem.keys[f].zero_()
-            mem.values[f].zero_()
-            mem.enabled[f] = False
-
-
-def is_memory_tensor(name: str) -> bool:
-    """Names of the field memory in a checkpoint (keys, values, enabled mask)."""
-    return ".kmm." in name and name.rsplit(".", 1)[-1] in ("keys", "values", "enabled")
-
-
-def is_backbone_tensor(name: str, tied_embeddings: bool) -> bool:
-    """Checkpoint tensors a field depends on: all but the memory itself (and the
-    tied LM head, which is the embedding under another name and is not saved)."""
-    return not is_memory_tensor(name) and not (tied_embeddings and name == "lm_head.weight")
+        self.field_memory.zero(self.field_index(field_id))
 
 
 __all__ = [
     "LoKiFormerConfig",
+    "KmmOptions",
     "LoKiFormerForCausalLM",
     "LoKiFormerModel",
     "LoKiFormerCache",

@@ -9,7 +9,6 @@ from safetensors.torch import save
 
 from lokiserve.memory import (
     FORMAT,
-    Field,
     FieldBackboneError,
     FieldContentError,
     FieldError,

@@ -11,7 +11,7 @@ import importlib.metadata
 import pytest
 import torch
 
-from lokiserve.memory import FieldContentError, write_field
+from lokiserve.memory import write_field
 from tests.engine_utils import assert_matches_reference, build_tiny_checkpoint, demo_available, DEMO, make_llm, reference, shutdown
 
 pytestmark = pytest.mark.engine
@@ -83,7 +83,7 @@ def test_prefix_cache_hits_give_reference_answers(llm, ref):
 
 
 def test_zero_and_apply_field_through_worker_ops_match_reference(llm, ref, tmp_path):
-    from lokiserve_vllm.control import MemoryControl
+    from lokiserve.control import MemoryControl
 
     control = MemoryControl(llm.collective_rpc, llm.reset_prefix_cache)
     prompts = prompts_of_lengths(ref.config.vocab_size, [5, 17, 40, 80], seed=7)
@@ -113,7 +113,7 @@ def test_zero_and_apply_field_through_worker_ops_match_reference(llm, ref, tmp_p
 
 
 def test_bad_fields_are_refused_on_every_rank_and_change_nothing(llm, ref, tmp_path):
-    from lokiserve_vllm.control import MemoryControl, MemoryOpError
+    from lokiserve.control import MemoryControl, MemoryOpError
 
     control = MemoryControl(llm.collective_rpc, llm.reset_prefix_cache)
     prompts = prompts_of_lengths(ref.config.vocab_size, [6, 33], seed=8)
@@ -150,7 +150,7 @@ def test_bad_fields_are_refused_on_every_rank_and_change_nothing(llm, ref, tmp_p
 
 
 def test_report_checksums_equal_reference_exports(llm, ref):
-    from lokiserve_vllm.control import MemoryControl
+    from lokiserve.control import MemoryControl
 
     control = MemoryControl(llm.collective_rpc, llm.reset_prefix_cache)
     for status in control.report():

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.engine
 
 
 def test_tensor_parallel_2_matches_reference_and_swaps_every_rank(checkpoint, tmp_path, monkeypatch):
-    from lokiserve_vllm.control import MemoryControl
+    from lokiserve.control import MemoryControl, Rpc
 
     # One core list per rank: vLLM CPU refuses TP=2 on one NUMA node otherwise.
     monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0|1")
@@ -26,7 +26,7 @@ def test_tensor_parallel_2_matches_reference_and_swaps_every_rank(checkpoint, tm
         assert_matches_reference(ref, prompts, generate(llm, prompts, sampling()))
 
         control = MemoryControl(llm.collective_rpc, llm.reset_prefix_cache)
-        reports = llm.collective_rpc("lokiserve_field_report")
+        reports = llm.collective_rpc(Rpc.REPORT)
         assert sorted(r["rank"] for r in reports) == [0, 1]
         assert reports[0]["backbone"] == reports[1]["backbone"] == ref.backbone_hash()
 

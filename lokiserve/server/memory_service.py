@@ -13,6 +13,9 @@ Every change follows one path:
    memory (preempted requests recompute and continue); resume;
 4. bump the memory version and write the manifest atomically.
 
+Steps 2-3 are ``lokiserve.control.MemoryDriver``, the same two-phase driver
+tests and scripts use; this module adds what only a server has: in-process
+validation, the lock, the manifest, metrics and the HTTP-facing errors.
 Changes are serialised by one lock; reads never wait for the engine.
 """
 
@@ -23,17 +26,15 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from lokiserve.control import MemoryDriver, MemoryOpError
 from lokiserve.memory import Field, FieldError, MemoryGeometry, field_to_bytes, read_field, resolve_field_id
 from lokiserve.server.manifest import FieldRecord, Manifest, ManifestStore
 from lokiserve.server.metrics import MemoryMetrics
+from lokiserve.server.version_header import live_version
 
-
-class AdminError(Exception):
-    """An admin-visible failure with its HTTP status and error code."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+# An admin-visible failure with its HTTP status and error code: the same error
+# the driver raises for a rank's refusal, so it reaches the client unchanged.
+AdminError = MemoryOpError
 
 
 def _now() -> str:
@@ -43,6 +44,7 @@ def _now() -> str:
 class MemoryService:
     def __init__(self, engine, names: list[str], geometry: MemoryGeometry, store: ManifestStore, max_bytes: int):
         self.engine = engine
+        self.driver = MemoryDriver(engine)
         self.names = names
         self.geometry = geometry
         self.store = store
@@ -52,29 +54,14 @@ class MemoryService:
         self.backbone = ""
         self.manifest: Manifest | None = None
 
-    # -- engine calls ------------------------------------------------------
-
-    async def _rpc(self, method: str, *args) -> list[dict]:
-        return await self.engine.collective_rpc(method, args=args)
-
-    @staticmethod
-    def _check(results: list[dict]) -> list[dict]:
-        bad = next((r for r in results if not r.get("ok")), None)
-        if bad is not None:
-            raise AdminError(int(bad.get("status", 500)), bad.get("error", "Error"), bad.get("message", ""))
-        return results
-
     async def _live_field(self, index: int) -> tuple[Field, str]:
-        from lokiserve_vllm.control import assemble_field
-
-        results = await self._rpc("lokiserve_export_field", index)
-        return await asyncio.to_thread(assemble_field, results)
+        return await self.driver.export(index)
 
     # -- start-up ----------------------------------------------------------
 
     async def start(self) -> None:
         """Read the engine's state, then restore the last committed manifest."""
-        report = self._check(await self._rpc("lokiserve_field_report"))[0]
+        report = await self.driver.report()
         self.backbone = report["backbone"]
         saved = self.store.load()
         if saved is not None and saved.backbone != self.backbone:
@@ -86,11 +73,9 @@ class MemoryService:
         for index, name in enumerate(self.names):
             record = saved.fields.get(name) if saved else None
             if record is not None and record.state == "zeroed":
-                self._check(await self._rpc("lokiserve_zero_field", index, record.source))
+                await self.driver.zero(index, record.source)
             elif record is not None and record.file is not None:
-                path = self.store.field_path(record)
-                self._check(await self._rpc("lokiserve_stage_field", index, str(path), record.source))
-                self._check(await self._rpc("lokiserve_commit_staged"))
+                await self.driver.apply(index, str(self.store.field_path(record)), record.source, self.max_bytes)
             live, state = await self._live_field(index)
             self.manifest.fields[name] = FieldRecord(
                 name=name,
@@ -169,12 +154,7 @@ class MemoryService:
                 self.metrics.swaps.labels("put", "noop").inc()
                 return self.describe(index)  # identical contents: nothing to do
             path = await asyncio.to_thread(self.store.store_field_file, field.sha256(), data)
-            staged = await self._rpc("lokiserve_stage_field", index, str(path), source)
-            if any(not r.get("ok") for r in staged):
-                await self._rpc("lokiserve_discard_staged")
-                self.metrics.swaps.labels("put", "rejected").inc()
-                self._check(staged)
-            await self._commit(lambda: self._rpc("lokiserve_commit_staged"), "put")
+            await self._change(self.driver.apply(index, str(path), source, self.max_bytes, self._next_version), "put")
             file = str(path.relative_to(self.store.state_dir))
             return await self._record(index, source, file, started, "put")
 
@@ -182,7 +162,7 @@ class MemoryService:
         started = time.perf_counter()
         async with self.lock:
             self._check_if_match(index, if_match)
-            await self._commit(lambda: self._rpc("lokiserve_zero_field", index, "zeroed"), "zero")
+            await self._change(self.driver.zero(index, "zeroed", self._next_version), "zero")
             return await self._record(index, "zeroed", None, started, "zero")
 
     def _check_if_match(self, index: int, if_match: str | None) -> None:
@@ -192,18 +172,18 @@ class MemoryService:
         if if_match.strip().strip('"') != current:
             raise AdminError(412, "precondition_failed", f"If-Match {if_match!r} does not match current sha256 {current}")
 
-    async def _commit(self, apply, op: str) -> None:
-        """Between two engine steps, on every rank, or not at all."""
-        await self.engine.pause_generation(mode="keep", clear_cache=False)
+    def _next_version(self) -> None:
+        """Called between the commit and the resume: responses finishing after
+        it carry the new version (``_record`` then bumps the manifest to it)."""
+        live_version.value = self.manifest.version + 1
+
+    async def _change(self, change, op: str) -> None:
+        """Run one driver change, counting a refusal or a rolled-back failure."""
         try:
-            results = await apply()
-            if any(not r.get("ok") for r in results):
-                await self._rpc("lokiserve_rollback_last")
-                self.metrics.swaps.labels(op, "failed").inc()
-                self._check(results)
-            await self.engine.reset_prefix_cache(reset_running_requests=True)
-        finally:
-            await self.engine.resume_generation()
+            await change
+        except MemoryOpError as exc:
+            self.metrics.swaps.labels(op, "rejected" if exc.phase == "stage" else "failed").inc()
+            raise
 
     async def _record(self, index: int, source: str, file: str | None, started: float, op: str) -> dict:
         live, state = await self._live_field(index)
@@ -220,6 +200,7 @@ class MemoryService:
         return self.describe(index)
 
     def _publish(self) -> None:
+        live_version.value = self.manifest.version  # stamped on every /v1 response
         self.metrics.version.set(self.manifest.version)
         for name, record in self.manifest.fields.items():
             self.metrics.field_active.labels(name).set(1 if record.state == "active" else 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 ARCHITECTURE = "LoKiFormerForCausalLM"
 MODEL_QUALNAME = "lokiserve_vllm.model:LoKiFormerForCausalLM"
-WORKER_EXTENSION = "lokiserve_vllm.worker.LoKiFormerWorkerExtension"
+from lokiserve.control import WORKER_EXTENSION  # noqa: F401  (lokiserve serve adds it)
 
 _registered = False
 
@@ -38,7 +38,7 @@ def register() -> None:
     from transformers import AutoConfig
     from vllm import ModelRegistry
 
-    from lokiserve.model import LoKiFormerConfig
+    from lokiserve.config import LoKiFormerConfig
 
     AutoConfig.register("lokiformer", LoKiFormerConfig, exist_ok=True)
     if ARCHITECTURE not in ModelRegistry.get_supported_archs():

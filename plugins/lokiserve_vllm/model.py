@@ -53,16 +53,22 @@ from vllm.model_executor.models.utils import extract_layer_index, make_layers, m
 from vllm.sequence import IntermediateTensors
 from vllm.utils.torch_utils import direct_register_custom_op
 
+from lokiserve.config import LoKiFormerConfig
 from lokiserve.kernels import kmm_decode
-from lokiserve.memory import BackboneHasher, Field, MemoryGeometry
-from lokiserve.model import LoKiFormerConfig, is_backbone_tensor
+from lokiserve.memory import BackboneHasher, Field, FieldMemory, MemoryGeometry, is_backbone_tensor
 
 from .lfa import LocalFusionConv, lfa_state_shape
 from .sharding import permute_memory_out_proj, value_shard
 
 
-def check_tp_layout(config: LoKiFormerConfig, tp: int) -> None:
-    """Refuse a tensor-parallel size the model cannot be split over, by name."""
+def check_parallel_layout(config: LoKiFormerConfig, tp: int, pp: int) -> None:
+    """Refuse a parallel layout the model cannot run, by name: tensor
+    parallelism must divide every split dimension; pipeline parallelism is not
+    supported (each block's memory and attention share one all-reduce, and
+    the LFA state lives per layer), so pp > 1 is refused at load, clearly."""
+    if pp > 1:
+        raise ValueError(f"LoKiFormer does not support pipeline parallelism (pipeline_parallel_size={pp}); "
+                         "use --tensor-parallel-size and/or --data-parallel-size")
     for name, value in (
         ("num_attention_heads", config.num_attention_heads),
         ("num_key_value_heads", config.num_key_value_heads),
@@ -271,7 +277,8 @@ class LoKiFormerForCausalLM(nn.Module, HasInnerState, IsHybrid):
     def __init__(self, *, vllm_config: VllmConfig, prefix: str = ""):
         super().__init__()
         config: LoKiFormerConfig = vllm_config.model_config.hf_config
-        check_tp_layout(config, get_tensor_model_parallel_world_size())
+        check_parallel_layout(config, get_tensor_model_parallel_world_size(),
+                              vllm_config.parallel_config.pipeline_parallel_size)
         self.config = config
         self.model = LoKiFormerModel(vllm_config=vllm_config, prefix=maybe_prefix(prefix, "model"))
         self.lm_head = ParallelLMHead(config.vocab_size, config.hidden_size, prefix=maybe_prefix(prefix, "lm_head"))
@@ -292,6 +299,8 @@ class LoKiFormerForCausalLM(nn.Module, HasInnerState, IsHybrid):
         inputs_embeds: torch.Tensor | None = None,
         **kwargs,
     ) -> torch.Tensor:
+        """``intermediate_tensors`` is vLLM's pipeline-parallel input; always None
+        here (pp > 1 is refused at load)."""
         return self.model(input_ids, positions, intermediate_tensors, inputs_embeds)
 
     def compute_logits(self, hidden_states: torch.Tensor) -> torch.Tensor | None:
@@ -311,9 +320,7 @@ class LoKiFormerForCausalLM(nn.Module, HasInnerState, IsHybrid):
             elif name == "lm_head.weight":
                 continue  # tied to the embedding
             if name in buffers:  # field memory: keys, values, enabled
-                layer = int(name.split(".")[2])
-                kind = name.rsplit(".", 1)[-1]
-                self._load_memory(layer, kind, tensor)
+                self.field_memory.load(int(name.split(".")[2]), name.rsplit(".", 1)[-1], tensor)
                 loaded.add(name)
                 continue
             if name.endswith(".kmm.out.weight"):
@@ -339,17 +346,14 @@ class LoKiFormerForCausalLM(nn.Module, HasInnerState, IsHybrid):
     def memory_modules(self) -> dict[int, KnowledgeMemory]:
         return {i: layer.kmm for i, layer in enumerate(self.model.layers) if getattr(layer, "kmm", None) is not None}
 
-    @torch.no_grad()
-    def _load_memory(self, layer: int, kind: str, tensor: torch.Tensor, index: int | None = None) -> None:
-        """Copy memory into place, in place; values take this rank's d_v slice.
-        The checkpoint (all fields) and hot swaps (one field) both come here."""
-        mem = self.memory_modules()[layer]
-        if kind == "values":
-            tensor = value_shard(tensor, get_tensor_model_parallel_rank(), get_tensor_model_parallel_world_size())
-        target = getattr(mem, kind)
-        (target if index is None else target[index]).copy_(tensor)
-
-    # -- fields (what the worker extension calls) ----------------------------
+    @property
+    def field_memory(self) -> FieldMemory:
+        """This rank's fields: keys in full, values as this rank's ``d_v`` slice
+        (``sharding.value_shard``), so the checkpoint loader and hot swaps
+        place a field identically."""
+        rank, tp = get_tensor_model_parallel_rank(), get_tensor_model_parallel_world_size()
+        return FieldMemory(self.memory_modules(), self.config.kmm_field_names,
+                           value_shard=lambda v: value_shard(v, rank, tp))
 
     @property
     def memory_geometry(self) -> MemoryGeometry:
@@ -360,31 +364,3 @@ class LoKiFormerForCausalLM(nn.Module, HasInnerState, IsHybrid):
         if self.backbone is None:
             raise RuntimeError("weights not loaded yet")
         field.check_compatible(self.memory_geometry, self.backbone)
-
-    @torch.no_grad()
-    def write_field(self, index: int, field: Field) -> None:
-        """Copy a validated field into slot ``index`` of every KMM layer, in place.
-        Uses the checkpoint loader's slicing, so each rank takes its own shard."""
-        for layer, mem in self.memory_modules().items():
-            self._load_memory(layer, "keys", field.keys[layer], index)
-            self._load_memory(layer, "values", field.values[layer], index)
-            mem.enabled[index] = not field.is_empty()
-
-    @torch.no_grad()
-    def zero_field(self, index: int) -> None:
-        for mem in self.memory_modules().values():
-            mem.keys[index].zero_()
-            mem.values[index].zero_()
-            mem.enabled[index] = False
-
-    def local_field_tensors(self, index: int) -> dict[str, torch.Tensor]:
-        """This rank's part of one field: keys in full, values' d_v slice (fp32, CPU)."""
-        out = {}
-        for layer, mem in sorted(self.memory_modules().items()):
-            out[f"layers.{layer}.keys"] = mem.keys[index].float().cpu()
-            out[f"layers.{layer}.values"] = mem.values[index].float().cpu()
-        return out
-
-    def field_state(self, index: int) -> str:
-        mem = next(iter(self.memory_modules().values()), None)
-        return "active" if mem is None or bool(mem.enabled[index]) else "zeroed"

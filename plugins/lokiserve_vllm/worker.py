@@ -1,29 +1,40 @@
-"""Worker-side memory operations, reachable by name through ``collective_rpc``.
+"""Worker-side memory operations: the rank side of ``lokiserve.control.Rpc``.
 
 vLLM mixes this class into its worker (``--worker-extension-cls``), so the
-engine can call ``collective_rpc("lokiserve_stage_field", ...)`` on every
-rank between two engine steps; vLLM's unauthenticated dev-mode RPC endpoint
-is never needed. Each rank validates and writes its own shard. Results are
-plain dicts (errors included) so they cross process boundaries unchanged.
+engine can call ``collective_rpc(Rpc.STAGE, ...)`` on every rank between two
+engine steps; vLLM's unauthenticated dev-mode RPC endpoint is never needed.
+Each rank validates and writes its own shard. Results are plain dicts (errors
+included) so they cross process boundaries unchanged.
 
-Atomic changes are two-phase: ``stage`` validates and holds the field on
-every rank; only if all ranks staged does the caller ``commit`` (which keeps
-a backup and restores it if the write fails), otherwise it ``discard``s.
+Changes are two-phase (``lokiserve.control.MemoryDriver`` drives them):
+``stage`` validates and holds a change (a field file, or "make it empty"),
+changing nothing; ``commit`` writes it after taking a backup, and restores the
+backup itself if the write fails; ``rollback_last`` undoes this rank's last
+commit when another rank's commit failed; ``discard`` drops what is held.
+Every memory operation goes through the model's ``FieldMemory``.
 """
 
 from __future__ import annotations
 
 import traceback
+from dataclasses import dataclass
 
-import torch
+from lokiserve.control import error_result
+from lokiserve.memory import DEFAULT_MAX_FILE_BYTES, Field, FieldError, MemorySnapshot, read_field
 
-from lokiserve.memory import DEFAULT_MAX_FILE_BYTES, FieldError, read_field, resolve_field_id, tensors_sha256
+
+@dataclass
+class _Staged:
+    index: int
+    field: Field | None  # None: make the field empty (zero)
+    source: str
 
 
-def _error(exc: BaseException) -> dict:
-    status = getattr(exc, "status", 500 if not isinstance(exc, KeyError) else 404)
-    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    return {"ok": False, "error": type(exc).__name__, "status": status, "message": message}
+@dataclass
+class _Committed:
+    index: int
+    backup: MemorySnapshot
+    source: str  # the field's source before the commit
 
 
 class LoKiFormerWorkerExtension:
@@ -31,7 +42,7 @@ class LoKiFormerWorkerExtension:
 
     def _lokiserve_model(self):
         model = self.model_runner.get_model()
-        if not hasattr(model, "memory_modules"):
+        if not hasattr(model, "field_memory"):
             raise RuntimeError(f"{type(model).__name__} is not a LoKiFormer model")
         return model
 
@@ -40,124 +51,106 @@ class LoKiFormerWorkerExtension:
 
         return get_tensor_model_parallel_rank()
 
-    def _lokiserve_index(self, model, field_id) -> int:
-        return resolve_field_id(list(model.config.kmm_field_names), field_id)
+    def _lokiserve_ok(self, **extra) -> dict:
+        return {"ok": True, "rank": self._lokiserve_rank(), **extra}
 
-    # -- phase 1 / phase 2 -------------------------------------------------
+    # -- phase 1 ---------------------------------------------------------------
 
-    def lokiserve_stage_field(self, field_id, path: str, source: str | None = None, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> dict:
+    def lokiserve_stage_field(self, field_id, path: str, source: str | None = None,
+                              max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> dict:
         """Read and fully validate a field file; hold it until commit. Changes nothing."""
         self._lokiserve_staged = None
         try:
             model = self._lokiserve_model()
-            index = self._lokiserve_index(model, field_id)
+            index = model.field_memory.index(field_id)
             field = read_field(path, max_bytes=max_bytes)
             model.validate_field(field)
         except (FieldError, KeyError, OSError, RuntimeError) as exc:
-            return _error(exc)
-        self._lokiserve_staged = (index, field, source or str(path))
-        return {"ok": True, "rank": self._lokiserve_rank(), "index": index, "sha256": field.sha256()}
+            return error_result(exc)
+        self._lokiserve_staged = _Staged(index, field, source or str(path))
+        return self._lokiserve_ok(index=index, sha256=field.sha256())
+
+    def lokiserve_stage_zero(self, field_id, source: str = "zeroed") -> dict:
+        """Hold "make field ``field_id`` empty" until commit. Changes nothing."""
+        self._lokiserve_staged = None
+        try:
+            index = self._lokiserve_model().field_memory.index(field_id)
+        except (KeyError, RuntimeError) as exc:
+            return error_result(exc)
+        self._lokiserve_staged = _Staged(index, None, source)
+        return self._lokiserve_ok(index=index)
+
+    def lokiserve_discard_staged(self) -> dict:
+        self._lokiserve_staged = None
+        return self._lokiserve_ok()
+
+    # -- phase 2 ---------------------------------------------------------------
 
     def lokiserve_commit_staged(self) -> dict:
-        """Write the staged field into every KMM layer of this rank, or nothing."""
-        staged = getattr(self, "_lokiserve_staged", None)
+        """Write the staged change into every KMM layer of this rank, or nothing."""
+        staged: _Staged | None = getattr(self, "_lokiserve_staged", None)
         if staged is None:
             return {"ok": False, "error": "NothingStaged", "status": 409, "message": "no field staged on this rank"}
         self._lokiserve_staged = None
         self._lokiserve_last = None  # a failed commit must never roll back an older one
-        index, field, source = staged
         model = self._lokiserve_model()
-        backup = self._lokiserve_backup(model, index)
+        memory = model.field_memory
+        backup = memory.snapshot([staged.index])
         try:
-            model.write_field(index, field)
+            if staged.field is None:
+                memory.zero(staged.index)
+            else:
+                memory.write(staged.index, staged.field)
         except Exception as exc:  # restore, then report
-            self._lokiserve_restore(model, index, backup)
-            return _error(exc) | {"trace": traceback.format_exc(limit=3)}
-        self._lokiserve_last = (index, backup, model.field_sources.get(index, "checkpoint"))
-        model.field_sources[index] = source
-        return {"ok": True, "rank": self._lokiserve_rank(), **self._lokiserve_field_entry(model, index)}
+            memory.restore(backup)
+            return error_result(exc) | {"trace": traceback.format_exc(limit=3)}
+        self._lokiserve_last = _Committed(staged.index, backup, model.field_sources.get(staged.index, "checkpoint"))
+        model.field_sources[staged.index] = staged.source
+        return self._lokiserve_ok(**self._lokiserve_field_entry(model, staged.index))
 
     def lokiserve_rollback_last(self) -> dict:
         """Undo this rank's last commit (used when another rank's commit failed)."""
-        last = getattr(self, "_lokiserve_last", None)
+        last: _Committed | None = getattr(self, "_lokiserve_last", None)
         if last is None:
-            return {"ok": True, "rank": self._lokiserve_rank(), "rolled_back": False}
-        index, backup, source = last
+            return self._lokiserve_ok(rolled_back=False)
         model = self._lokiserve_model()
-        self._lokiserve_restore(model, index, backup)
-        model.field_sources[index] = source
+        model.field_memory.restore(last.backup)
+        model.field_sources[last.index] = last.source
         self._lokiserve_last = None
-        return {"ok": True, "rank": self._lokiserve_rank(), "rolled_back": True}
+        return self._lokiserve_ok(rolled_back=True)
 
-    def lokiserve_discard_staged(self) -> dict:
-        self._lokiserve_staged = None
-        return {"ok": True, "rank": self._lokiserve_rank()}
-
-    # -- one-shot operations ----------------------------------------------
-
-    def lokiserve_apply_field(self, field_id, path: str, source: str | None = None, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> dict:
-        """Validate, then write (single-rank convenience; multi-rank callers stage + commit)."""
-        staged = self.lokiserve_stage_field(field_id, path, source, max_bytes)
-        return staged if not staged["ok"] else self.lokiserve_commit_staged()
-
-    def lokiserve_zero_field(self, field_id, source: str = "zeroed") -> dict:
-        try:
-            model = self._lokiserve_model()
-            index = self._lokiserve_index(model, field_id)
-        except (KeyError, RuntimeError) as exc:
-            return _error(exc)
-        model.zero_field(index)
-        model.field_sources[index] = source
-        return {"ok": True, "rank": self._lokiserve_rank(), **self._lokiserve_field_entry(model, index)}
+    # -- reads -------------------------------------------------------------------
 
     def lokiserve_field_report(self) -> dict:
         """Every field's state and this rank's checksum of its contents."""
         model = self._lokiserve_model()
-        return {
-            "ok": True,
-            "rank": self._lokiserve_rank(),
-            "backbone": model.backbone,
-            "fields": [self._lokiserve_field_entry(model, i) for i in range(model.config.kmm_num_fields)],
-        }
+        return self._lokiserve_ok(
+            backbone=model.backbone,
+            fields=[self._lokiserve_field_entry(model, i) for i in range(model.config.kmm_num_fields)],
+        )
 
     def lokiserve_export_field(self, field_id) -> dict:
         """This rank's part of a field as raw float32 bytes (keys full, values' d_v slice)."""
         try:
             model = self._lokiserve_model()
-            index = self._lokiserve_index(model, field_id)
+            memory = model.field_memory
+            index = memory.index(field_id)
         except (KeyError, RuntimeError) as exc:
-            return _error(exc)
-        tensors = model.local_field_tensors(index)
-        return {
-            "ok": True,
-            "rank": self._lokiserve_rank(),
-            "name": model.config.kmm_field_names[index],
-            "backbone": model.backbone,
-            "state": model.field_state(index),
-            "tensors": {k: (list(t.shape), t.numpy().tobytes()) for k, t in tensors.items()},
-        }
-
-    # -- helpers -----------------------------------------------------------
+            return error_result(exc)
+        return self._lokiserve_ok(
+            name=memory.names[index],
+            backbone=model.backbone,
+            state=memory.state(index),
+            tensors={k: (list(t.shape), t.numpy().tobytes()) for k, t in memory.tensors(index).items()},
+        )
 
     def _lokiserve_field_entry(self, model, index: int) -> dict:
+        memory = model.field_memory
         return {
             "index": index,
-            "name": model.config.kmm_field_names[index],
-            "state": model.field_state(index),
-            "sha256": tensors_sha256(model.local_field_tensors(index)),  # this rank's shard
+            "name": memory.names[index],
+            "state": memory.state(index),
+            "sha256": memory.checksum(index),  # this rank's shard
             "source": model.field_sources.get(index, "checkpoint"),
         }
 
-    def _lokiserve_backup(self, model, index: int) -> dict:
-        return {
-            layer: (mem.keys[index].clone(), mem.values[index].clone(), bool(mem.enabled[index]))
-            for layer, mem in model.memory_modules().items()
-        }
-
-    @torch.no_grad()
-    def _lokiserve_restore(self, model, index: int, backup: dict) -> None:
-        for layer, mem in model.memory_modules().items():
-            keys, values, enabled = backup[layer]
-            mem.keys[index].copy_(keys)
-            mem.values[index].copy_(values)
-            mem.enabled[index] = enabled

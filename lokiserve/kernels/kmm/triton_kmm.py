@@ -182,29 +182,34 @@ def _kmm_combine_kernel(
     tl.store(o_ptrs, acc.to(out_ptr.dtype.element_ty), mask=dv_ok)
 
 
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
 def _check_inputs(q, keys, values, enabled, topk) -> None:
-    """Fail before launch with a message naming the offending argument."""
-    assert q.ndim == 3, f"q must be [B, H, d_k], got shape {tuple(q.shape)}"
-    assert keys.ndim == 3, f"keys must be [F, N, d_k], got shape {tuple(keys.shape)}"
-    assert values.ndim == 3, f"values must be [F, N, d_v], got shape {tuple(values.shape)}"
-    assert enabled.ndim == 1, f"enabled must be [F], got shape {tuple(enabled.shape)}"
+    """Fail before launch with a ``ValueError`` naming the offending argument
+    (explicit checks, not ``assert``: they must hold under ``python -O`` too)."""
+    _require(q.ndim == 3, f"q must be [B, H, d_k], got shape {tuple(q.shape)}")
+    _require(keys.ndim == 3, f"keys must be [F, N, d_k], got shape {tuple(keys.shape)}")
+    _require(values.ndim == 3, f"values must be [F, N, d_v], got shape {tuple(values.shape)}")
+    _require(enabled.ndim == 1, f"enabled must be [F], got shape {tuple(enabled.shape)}")
     F, N, d_k = keys.shape
-    assert q.shape[2] == d_k, f"q d_k={q.shape[2]} != keys d_k={d_k}"
-    assert values.shape[:2] == (F, N), (
-        f"values [F, N]={tuple(values.shape[:2])} != keys [F, N]={(F, N)}")
-    assert enabled.shape[0] == F, f"enabled has {enabled.shape[0]} fields, keys have {F}"
-    assert q.dtype in _SUPPORTED_DTYPES, f"q dtype {q.dtype} not in {_SUPPORTED_DTYPES}"
-    assert keys.dtype == q.dtype and values.dtype == q.dtype, (
-        f"dtypes must match: q {q.dtype}, keys {keys.dtype}, values {values.dtype}")
-    assert enabled.dtype == torch.bool, f"enabled must be bool, got {enabled.dtype}"
+    _require(q.shape[2] == d_k, f"q d_k={q.shape[2]} != keys d_k={d_k}")
+    _require(values.shape[:2] == (F, N), f"values [F, N]={tuple(values.shape[:2])} != keys [F, N]={(F, N)}")
+    _require(enabled.shape[0] == F, f"enabled has {enabled.shape[0]} fields, keys have {F}")
+    _require(q.dtype in _SUPPORTED_DTYPES, f"q dtype {q.dtype} not in {_SUPPORTED_DTYPES}")
+    _require(keys.dtype == q.dtype and values.dtype == q.dtype,
+             f"dtypes must match: q {q.dtype}, keys {keys.dtype}, values {values.dtype}")
+    _require(enabled.dtype == torch.bool, f"enabled must be bool, got {enabled.dtype}")
     devices = {t.device for t in (q, keys, values, enabled)}
-    assert len(devices) == 1, f"all inputs must share one device, got {devices}"
+    _require(len(devices) == 1, f"all inputs must share one device, got {devices}")
     for name, t in (("q", q), ("keys", keys), ("values", values)):
-        assert t.stride(-1) == 1, f"{name} needs a contiguous last dim, got strides {t.stride()}"
-    assert enabled.is_contiguous(), "enabled must be contiguous"
-    assert isinstance(topk, int) and 1 <= topk <= N, f"topk={topk} must be an int in [1, N={N}]"
-    assert N <= _MAX_SLOTS, f"N={N} exceeds the 2**32 - 1 slots a packed key can index"
-    assert min(q.shape) > 0 and min(values.shape) > 0 and F > 0, "empty inputs are not supported"
+        _require(t.stride(-1) == 1, f"{name} needs a contiguous last dim, got strides {t.stride()}")
+    _require(enabled.is_contiguous(), "enabled must be contiguous")
+    _require(isinstance(topk, int) and 1 <= topk <= N, f"topk={topk} must be an int in [1, N={N}]")
+    _require(N <= _MAX_SLOTS, f"N={N} exceeds the 2**32 - 1 slots a packed key can index")
+    _require(min(q.shape) > 0 and min(values.shape) > 0 and F > 0, "empty inputs are not supported")
 
 
 @functools.lru_cache(maxsize=None)
@@ -256,12 +261,12 @@ def kmm_decode_triton(
     block_m = block_m or (16 if R <= 16 else 32 if R <= 256 else 64)
     block_n = block_n or max(16, k_pad)
     for name, val in (("block_m", block_m), ("block_n", block_n)):
-        assert val >= 16 and val & (val - 1) == 0, f"{name}={val} must be a power of two >= 16"
-    assert block_n >= k_pad, f"block_n={block_n} must be >= next_pow2(topk)={k_pad}"
+        _require(val >= 16 and val & (val - 1) == 0, f"{name}={val} must be a power of two >= 16")
+    _require(block_n >= k_pad, f"block_n={block_n} must be >= next_pow2(topk)={k_pad}")
 
     row_blocks = triton.cdiv(R, block_m)
     S = num_splits or _num_splits(row_blocks, F, N, block_n, q.device)
-    assert S >= 1, f"num_splits={S} must be >= 1"
+    _require(S >= 1, f"num_splits={S} must be >= 1")
     slots_per_split = triton.cdiv(triton.cdiv(N, S), block_n) * block_n
     S = triton.cdiv(N, slots_per_split)  # no empty splits
 

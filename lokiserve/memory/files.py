@@ -209,6 +209,17 @@ def check_tensors(tensors: Mapping[str, torch.Tensor], geometry: MemoryGeometry)
             raise FieldContentError(f"{name} contains NaN or Inf")
 
 
+def is_memory_tensor(name: str) -> bool:
+    """Names of the field memory in a checkpoint (keys, values, enabled mask)."""
+    return ".kmm." in name and name.rsplit(".", 1)[-1] in ("keys", "values", "enabled")
+
+
+def is_backbone_tensor(name: str, tied_embeddings: bool) -> bool:
+    """Checkpoint tensors a field depends on: all but the memory itself (and the
+    tied LM head, which is the embedding under another name and is not saved)."""
+    return not is_memory_tensor(name) and not (tied_embeddings and name == "lm_head.weight")
+
+
 # --------------------------------------------------------------------------- file I/O
 
 
@@ -396,4 +407,6 @@ __all__ = [
     "field_to_bytes",
     "resolve_field_id",
     "tensors_sha256",
+    "is_memory_tensor",
+    "is_backbone_tensor",
 ]
