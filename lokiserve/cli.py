@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMO_DIR = REPO_ROOT / "memories" / "demo"
-BENCH_DIR = REPO_ROOT / "bench" / "results"
+from lokiserve.paths import BENCH_DIR, REPO_ROOT, default_model_dir
+
+DEMO_DIR = default_model_dir()
 
 
 def _number(kind, low: float, high: float | None = None, low_open: bool = False):
@@ -40,23 +40,16 @@ def _number(kind, low: float, high: float | None = None, low_open: bool = False)
 
 
 POSITIVE_INT = _number(int, 1)
-COUNT = _number(int, 0)
 POSITIVE = _number(float, 0.0, low_open=True)
 WEIGHT = _number(float, 0.0)
 FRACTION = _number(float, 0.0, 1.0)
-
-
-def _write_json(path: str | Path, data: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- train-demo
 
 
 def add_train_demo_parser(sub) -> argparse.ArgumentParser:
-    from lokiserve.train.trainer import TrainConfig
+    from lokiserve.train.config import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser(
@@ -89,24 +82,8 @@ def add_train_demo_parser(sub) -> argparse.ArgumentParser:
                    help="steps for the new-domain field (default: --field-steps)")
     p.add_argument("--field-lr", type=POSITIVE, default=1e-2,
                    help="peak learning rate of the shipped fields' training (default: %(default)s)")
-    p.add_argument("--new-field-init", choices=["auto", "random", "queries"], default="auto",
-                   help="init of the new-domain field (see train-field --init) (default: %(default)s)")
-    p.add_argument("--bound-slots", action=argparse.BooleanOptionalAction, default=d.bound_slots,
-                   help="bound-slot training: fact i of a domain lives in slot i of its field, its value is the "
-                        "answer's row of a learned value codebook, and every step states a random world, so that "
-                        "fields can be written with the backbone frozen (see memories/demo/README.md; "
-                        "default: %(default)s)")
     p.add_argument("--retrieval-weight", type=WEIGHT, default=d.retrieval_weight,
-                   help="with --bound-slots: weight of the loss that names each fact's slot (default: %(default)s)")
-    p.add_argument("--shadow-share", type=FRACTION, default=d.shadow_share,
-                   help="share of a domain's sequences that read a counterfactual shadow field instead of the real one "
-                   "(0 = off; an attempt at editable fields, see memories/demo/README.md) (default: %(default)s)")
-    p.add_argument("--memory-readout-weight", type=WEIGHT, default=d.memory_readout_weight,
-                   help="weight of the loss that makes the last memory layer's output alone name each answer "
-                   "(0 = off; also used for the shipped fields) (default: %(default)s)")
-    p.add_argument("--practice-episode-steps", type=COUNT, default=d.practice_episode_steps,
-                   help="frozen-backbone field-training steps at the start of each practice round (0 = off; an attempt "
-                   "at new-domain insertion) (default: %(default)s)")
+                   help="weight of the loss that names each fact's slot (default: %(default)s)")
     p.add_argument("--practice-every", type=POSITIVE_INT, default=d.practice_every,
                    help="steps per practice round (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
@@ -117,20 +94,16 @@ def add_train_demo_parser(sub) -> argparse.ArgumentParser:
 def cmd_train_demo(args) -> int:
     from dataclasses import asdict
 
-    from lokiserve.train.trainer import TrainConfig, save_demo, train_backbone
-
+    from lokiserve.train.checkpoint import save_demo
+    from lokiserve.train.config import TrainConfig
+    from lokiserve.train.demo import build_shipped_fields, record_results, write_json
+    from lokiserve.train.trainer import train_backbone
     from lokiserve.train.world import build_world
 
     t0 = time.time()
-    try:
-        cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                          memory_lr=args.memory_lr, threads=args.threads, shadow_share=args.shadow_share,
-                          memory_readout_weight=args.memory_readout_weight,
-                          practice_episode_steps=args.practice_episode_steps, practice_every=args.practice_every,
-                          bound_slots=args.bound_slots, retrieval_weight=args.retrieval_weight)
-    except ValueError as exc:  # options that do not go together: before any work
-        print(f"lokiserve train-demo: error: {exc}", file=sys.stderr)
-        return 2
+    cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      memory_lr=args.memory_lr, threads=args.threads, practice_every=args.practice_every,
+                      retrieval_weight=args.retrieval_weight)
     record_path = Path(args.bench_dir) / "demo_train.json"
     if args.fields_only:
         out = Path(args.out)
@@ -140,7 +113,7 @@ def cmd_train_demo(args) -> int:
     else:
         model, world, _tok, info = train_backbone(cfg, args.run_dir, resume=not args.no_resume,
                                                   progress=not args.no_progress)
-        out = save_demo(model, world, args.run_dir, args.out, info.get("value_codebook"))
+        out = save_demo(model, world, args.run_dir, args.out, info["value_codebook"])
         print(f"saved model to {out} ({time.time() - t0:.0f}s)")
         record = {"command": " ".join(["lokiserve"] + sys.argv[1:]), "config": asdict(cfg),
                   "backbone_seconds": round(info["train_seconds"], 1),
@@ -151,63 +124,14 @@ def cmd_train_demo(args) -> int:
         fields_t0 = time.time()
         record["fields"] = build_shipped_fields(out, world, args.field_steps, args.seed, args.threads,
                                                 args.edit_domain, progress=not args.no_progress,
-                                                new_steps=args.new_field_steps, lr=args.field_lr,
-                                                new_init=args.new_field_init,
-                                                readout_weight=args.memory_readout_weight)
+                                                new_steps=args.new_field_steps, lr=args.field_lr)
         record["results"] = record_results(out, args.bench_dir, args.edit_domain)
         record["fields_and_eval_seconds"] = round(time.time() - fields_t0, 1)
     if not args.fields_only:
         record["total_seconds"] = round(time.time() - t0, 1)
-    _write_json(record_path, record)
+    write_json(record_path, record)
     print(f"train-demo done in {time.time() - t0:.0f}s")
     return 0
-
-
-def build_shipped_fields(out: Path, world, steps: int, seed: int, threads: int, edit_domain: str,
-                         progress: bool = True, new_steps: int | None = None, lr: float = 1e-2,
-                         new_init: str = "auto", readout_weight: float = 0.0) -> dict:
-    """memories/demo/edits/<domain>.{jsonl,safetensors} and new/<domain>.{jsonl,safetensors}."""
-    from lokiserve.train.field_training import train_field
-    from lokiserve.train.world import NEW_DOMAIN, RESERVE_FIELD, edit_domain as make_edit, read_facts, write_facts
-
-    out = Path(out)
-    edit_facts = write_facts(make_edit(world, edit_domain, 0.5, seed), out / "edits" / f"{edit_domain}.jsonl")
-    _, edit_info = train_field(out, read_facts(edit_facts), edit_domain, out / "edits" / f"{edit_domain}.safetensors",
-                               steps=steps, lr=lr, seed=seed, threads=threads, progress=progress,
-                               readout_weight=readout_weight,
-                               description=f"{edit_domain} with half of its answers changed")
-    new_facts = write_facts(world.new_facts, out / "new" / f"{NEW_DOMAIN}.jsonl")
-    _, new_info = train_field(out, read_facts(new_facts), RESERVE_FIELD, out / "new" / f"{NEW_DOMAIN}.safetensors",
-                              steps=new_steps or steps, lr=lr, init=new_init, seed=seed, threads=threads,
-                              progress=progress, readout_weight=readout_weight,
-                              description=f"new domain {NEW_DOMAIN!r} for the empty reserve field")
-    return {"edit": edit_info, "new": new_info}
-
-
-def record_results(model_dir: Path, bench_dir: str | Path, edit_domain: str = "geography") -> dict:
-    """The shipped numbers, computed exactly like `lokiserve eval` and written to bench_dir."""
-    from lokiserve.train.evaluate import ablation_markdown, ablation_png, run_eval
-    from lokiserve.train.world import NEW_DOMAIN, RESERVE_FIELD
-
-    bench = Path(bench_dir)
-    world = str(model_dir / "world.jsonl")
-    abl = run_eval(model_dir, do_ablation=True)
-    _write_json(bench / "demo_ablation.json", abl)
-    (bench / "demo_ablation.md").write_text(ablation_markdown(abl["ablation"]))
-    ablation_png(abl["ablation"], bench / "demo_ablation.png")
-    base = run_eval(model_dir)
-    _write_json(bench / "demo_eval.json", base)
-    edit = run_eval(model_dir, facts=[world, str(model_dir / "edits" / f"{edit_domain}.jsonl")],
-                    apply=[f"{edit_domain}={model_dir / 'edits' / f'{edit_domain}.safetensors'}"])
-    _write_json(bench / "demo_edit.json", edit)
-    new = run_eval(model_dir, facts=[world, str(model_dir / "new" / f"{NEW_DOMAIN}.jsonl")],
-                   apply=[f"{RESERVE_FIELD}={model_dir / 'new' / f'{NEW_DOMAIN}.safetensors'}"])
-    _write_json(bench / "demo_new.json", new)
-    return {"all_fields": {d: r["accuracy"] for d, r in base["domains"].items()},
-            "ablation": abl["ablation"]["accuracy"],
-            "edit": {**{d: r["accuracy"] for d, r in edit["domains"].items()},
-                     **{g: r["accuracy"] for g, r in edit.get("groups", {}).items()}},
-            "new": {d: r["accuracy"] for d, r in new["domains"].items()}}
 
 
 # --------------------------------------------------------------------------- train-field
@@ -237,18 +161,8 @@ def add_train_field_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=POSITIVE_INT, default=64, help="sequences per step (default: %(default)s)")
     p.add_argument("--retain-share", type=FRACTION, default=0.5,
                    help="fraction of each batch drawn from the retain set (default: %(default)s)")
-    p.add_argument("--init", choices=["auto", "current", "random", "queries"], default="auto",
-                   help="current: start from the field's contents; random: fresh random memory; queries: keys from "
-                   "the model's queries for the facts; auto = current, or queries if the field is empty "
-                   "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     p.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch threads (default: %(default)s)")
-    p.add_argument("--allocate-slots", action="store_true",
-                   help="when editing, first give each wrongly answered fact free slots of its own, keyed on its "
-                   "query (an attempt at edit efficacy, see memories/demo/README.md)")
-    p.add_argument("--readout-weight", type=WEIGHT, default=0.0,
-                   help="weight of the memory read-out loss (for models trained with --memory-readout-weight) "
-                   "(default: %(default)s)")
     p.add_argument("--description", default="", help="free text stored in the field file's metadata")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.set_defaults(func=cmd_train_field)
@@ -263,9 +177,8 @@ def cmd_train_field(args) -> int:
     retain = read_facts(args.retain) if args.retain else None
     _, info = train_field(args.model, facts, args.field, args.out, steps=args.steps, lr=args.lr,
                           batch_size=args.batch_size, retain_share=args.retain_share, retain=retain,
-                          init=args.init, seed=args.seed, threads=args.threads, progress=not args.no_progress,
-                          description=args.description, allocate=args.allocate_slots,
-                          readout_weight=args.readout_weight)
+                          seed=args.seed, threads=args.threads, progress=not args.no_progress,
+                          description=args.description)
     print(json.dumps(info))
     print(f"wrote {args.out}")
     return 0
@@ -300,12 +213,13 @@ def add_eval_parser(sub) -> argparse.ArgumentParser:
 def cmd_eval(args) -> int:
     import torch
 
+    from lokiserve.train.demo import write_json
     from lokiserve.train.evaluate import ablation_markdown, ablation_png, run_eval
 
     torch.set_num_threads(args.threads)
     result = run_eval(args.model, facts=args.facts, zero=args.zero, apply=args.apply, do_ablation=args.ablation)
     if args.json_out:
-        _write_json(args.json_out, result)
+        write_json(args.json_out, result)
     if args.ablation:
         md = ablation_markdown(result["ablation"])
         if args.md:

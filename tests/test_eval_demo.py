@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from lokiserve.cli import main
 from lokiserve.memory import read_field
@@ -24,7 +23,7 @@ NEW_FIELD = DEMO / "new" / f"{NEW_DOMAIN}.safetensors"
 
 @pytest.fixture(scope="module")
 def model():
-    from lokiserve.train.trainer import load_model
+    from lokiserve.train.checkpoint import load_model
 
     return load_model(DEMO)
 

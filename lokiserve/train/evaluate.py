@@ -13,7 +13,6 @@ cross-checking.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable
@@ -21,8 +20,11 @@ from typing import Iterable
 import torch
 from tokenizers import Tokenizer
 
+from lokiserve.memory import read_field
 from lokiserve.model import LoKiFormerForCausalLM
-from lokiserve.train.tokenizer import encode, special_ids
+from lokiserve.train.checkpoint import load_model
+from lokiserve.train.tokenizer import encode, load_tokenizer, special_ids
+from lokiserve.train.world import read_facts
 
 
 def _continues_word(tok: Tokenizer) -> torch.Tensor:
@@ -134,8 +136,6 @@ def generate_check(model, tok, rows: list[dict]) -> list[bool]:
 
 def merge_facts(files: Iterable[str | Path]) -> list[dict]:
     """Facts of several files; a later file's fact replaces an earlier one with the same prompt."""
-    from lokiserve.train.world import read_facts
-
     merged: dict[str, dict] = OrderedDict()
     for path in files:
         for row in read_facts(path):
@@ -143,21 +143,8 @@ def merge_facts(files: Iterable[str | Path]) -> list[dict]:
     return list(merged.values())
 
 
-def memory_snapshot(model) -> dict[str, torch.Tensor]:
-    return {n: t.clone() for n, t in model.state_dict().items() if ".kmm." in n and n.rsplit(".", 1)[-1] in ("keys", "values", "enabled")}
-
-
-@torch.no_grad()
-def memory_restore(model, snap: dict[str, torch.Tensor]) -> None:
-    sd = model.state_dict()
-    for n, t in snap.items():
-        sd[n].copy_(t)
-
-
 def apply_specs(model, zero: Iterable[str] = (), apply: Iterable[str] = ()) -> None:
     """``--apply ID=FILE`` then ``--zero FIELD`` on the live model."""
-    from lokiserve.memory import read_field
-
     for spec in apply:
         if "=" not in spec:
             raise ValueError(f"--apply expects ID=FILE, got {spec!r}")
@@ -169,14 +156,15 @@ def apply_specs(model, zero: Iterable[str] = (), apply: Iterable[str] = ()) -> N
 
 def ablation(model, tok, rows: list[dict]) -> dict:
     """Zero each field in turn; accuracy of every domain under each condition."""
-    snap = memory_snapshot(model)
+    memory = model.field_memory
+    snap = memory.snapshot()
     matrix = OrderedDict()
     matrix["none"] = evaluate_facts(model, tok, rows)
     for name in model.field_names:
-        memory_restore(model, snap)
-        model.zero_field(name)
+        memory.restore(snap)
+        memory.zero(memory.index(name))
         matrix[name] = evaluate_facts(model, tok, rows)
-    memory_restore(model, snap)
+    memory.restore(snap)
     domains = list(matrix["none"]["domains"])
     base = {d: matrix["none"]["domains"][d]["accuracy"] for d in domains}
     table = {cond: {d: res["domains"][d]["accuracy"] for d in domains} for cond, res in matrix.items()}
@@ -222,9 +210,6 @@ def ablation_png(result: dict, path: str | Path, title: str = "Greedy exact-answ
 def run_eval(model_dir: str | Path, facts: list[str] | None = None, zero: list[str] | None = None,
              apply: list[str] | None = None, do_ablation: bool = False) -> dict:
     """What ``lokiserve eval`` computes (JSON-ready)."""
-    from lokiserve.train.tokenizer import load_tokenizer
-    from lokiserve.train.trainer import load_model
-
     model_dir = Path(model_dir)
     model = load_model(model_dir)
     tok = load_tokenizer(model_dir)

@@ -20,14 +20,13 @@ there, an answer's row of the model's value codebook. So:
   fixed, the null slot kept empty; layer 3's queries depend on layer 1's
   values, so the retrieval loss reaches them).
 
-**Other models** (free field values): gradient steps on the keys and values
-with a *retain* set: each batch mixes the facts to store with the model's
-own facts (``world.jsonl`` next to the weights) whose prompts are not being
-re-taught, so that the field does not learn to override other domains
-(design section 5). An edit starts from the field's current contents; an
-empty field starts with keys taken from the frozen model's own memory
-queries for the new prompts (``init_field_from_queries``) and small random
-values; ``--init random`` uses the model's init distribution instead.
+**Other models** (a field's values are free parameters): gradient steps on
+the field's keys and values with a *retain* set: each batch mixes the facts
+to store with the model's own facts (``world.jsonl`` next to the weights)
+whose prompts are not being re-taught, so that the field does not learn to
+override other domains (design section 5). An edit starts from the field's
+current contents; an empty field starts with keys taken from the frozen
+model's own memory queries for the new prompts (``init_field_from_queries``).
 """
 
 from __future__ import annotations
@@ -41,64 +40,15 @@ import torch
 from tqdm.auto import tqdm
 
 from lokiserve.memory import Field, write_field
+from lokiserve.train.bound_slots import answer_token, answer_values, model_codebook, null_slot
+from lokiserve.train.checkpoint import load_model
+from lokiserve.train.config import TrainConfig
 from lokiserve.train.data import Encoder, fact_sequence
 from lokiserve.train.evaluate import evaluate_facts
-from lokiserve.train.fastkmm import fast_kmm
+from lokiserve.train.field_ops import OneFieldTrainable, centred_queries, prompt_queries
+from lokiserve.train.step import train_micro_batches
 from lokiserve.train.tokenizer import load_tokenizer, special_ids
-from lokiserve.train.trainer import (
-    VALUE_CODEBOOK, OneFieldTrainable, TrainConfig, answer_token, answer_values, load_codebook, load_model,
-    null_slot, reinit_field, train_micro_batches,
-)
 from lokiserve.train.world import facts_from_rows, read_facts
-
-
-def field_is_empty(model, f: int) -> bool:
-    mems = model.memory_modules().values()
-    return all(not bool(m.enabled[f]) or not bool(m.keys[f].any() or m.values[f].any()) for m in mems)
-
-
-@torch.no_grad()
-def prompt_queries(model, tok, rows: list[dict]) -> dict[int, torch.Tensor]:
-    """Memory queries (n, H, d_k) of every KMM layer at the last prompt token
-    (the position that predicts the answer's first token)."""
-    sp = special_ids(tok)
-    from lokiserve.train.tokenizer import encode
-
-    seqs = [[sp["bos"]] + encode(tok, r["prompt"]) for r in rows]
-    T = max(map(len, seqs))
-    ids = torch.full((len(seqs), T), sp["pad"], dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-    last = torch.tensor([len(s) - 1 for s in seqs])
-    captured: dict[int, torch.Tensor] = {}
-    hooks = []
-    for li, mem in model.memory_modules().items():
-        def hook(_mod, _inp, out, li=li, mem=mem):
-            captured[li] = out[torch.arange(len(seqs)), last].view(len(seqs), mem.heads, mem.key_dim)
-        hooks.append(mem.query.register_forward_hook(hook))
-    try:
-        model(ids)
-    finally:
-        for h in hooks:
-            h.remove()
-    return captured
-
-
-def centred_queries(q: torch.Tensor, rows: list[dict]) -> torch.Tensor:
-    """Queries (n, H, d_k) minus their relation's mean, with the mean
-    direction projected out: the part that tells one entity from another
-    (a relation's queries share a large common part, the template)."""
-    out = q.clone()
-    groups: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        groups.setdefault(f"{r['domain']}/{r.get('relation', '')}", []).append(i)
-    for idx in groups.values():
-        g = q[idx]
-        m = g.mean(dim=0, keepdim=True)  # (1, H, dk)
-        u = m / m.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        c = g - m
-        out[idx] = c - (c * u).sum(-1, keepdim=True) * u
-    return out
 
 
 @torch.no_grad()
@@ -112,7 +62,7 @@ def init_field_from_queries(model, f: int, tok, rows: list[dict], gen: torch.Gen
     fact's query minus its relation's mean query, with the mean direction
     projected out (so the common part adds nothing to the score), normalised
     and scaled: every fact starts with its own slot. Values start small."""
-    reinit_field(model, f, gen)
+    model.field_memory.reinit(f, gen)
     queries = prompt_queries(model, tok, rows)
     for li, mem in model.memory_modules().items():
         q = centred_queries(queries[li], rows)  # (n, H, dk)
@@ -123,68 +73,7 @@ def init_field_from_queries(model, f: int, tok, rows: list[dict], gen: torch.Gen
         mem.keys[f].copy_(q[j % n, (j // n) % H] * sharpness * dk ** 0.5)
 
 
-@torch.no_grad()
-def allocate_edit_slots(model, f: int, tok, facts: list[dict], field_rows: list[dict], margin: float = 3.0) -> dict:
-    """Give every taught fact that the model gets wrong slots of its own.
-
-    A trained field shares slots between many facts (a relation's queries
-    differ little by entity), so changing one slot's value to teach one new
-    answer changes the answers of the facts that share it. For each wrong
-    fact and KMM layer, up to one slot per head is taken from the slots that
-    no prompt of this field selects; its key points along the fact's
-    centred query, scaled so that it scores ``margin`` above the fact's
-    current best slot, and its value starts as a copy of that slot's value
-    (so nothing changes until training moves it). Returns counts."""
-    from lokiserve.train.evaluate import fact_correct
-
-    wrong = [r for r, ok in zip(facts, fact_correct(model, tok, facts)) if not ok]
-    report = {"wrong_facts": len(wrong), "slots": {}}
-    if not wrong:
-        return report
-    q_all = prompt_queries(model, tok, field_rows + facts)
-    q_wrong = prompt_queries(model, tok, wrong)
-    for li, mem in model.memory_modules().items():
-        keys, values = mem.keys[f], mem.values[f]  # views: edits write the model
-        N, d_k = keys.shape
-        H = mem.heads
-        scale = 1.0 / math.sqrt(d_k)
-        used = torch.zeros(N, dtype=torch.bool)
-        used[(torch.einsum("nhd,sd->nhs", q_all[li], keys) * scale).topk(mem.topk, dim=-1).indices.flatten()] = True
-        free = (~used).nonzero().flatten().tolist()
-        per_fact = min(H, len(free) // len(wrong))
-        qw = q_wrong[li]
-        qc = centred_queries(qw, wrong)
-        scores = torch.einsum("nhd,sd->nhs", qw, keys) * scale  # (m, H, N)
-        best_score, best_slot = scores.max(dim=-1)
-        taken = 0
-        for i in range(len(wrong)):
-            for h in range(per_fact):
-                direction = qc[i, h] / qc[i, h].norm().clamp(min=1e-6)
-                along = float(qw[i, h] @ direction)  # > 0: the centred part of the query itself
-                if along <= 1e-6:
-                    continue
-                slot = free.pop()
-                keys[slot] = direction * (float(best_score[i, h]) + margin) / (along * scale)
-                values[slot] = values[int(best_slot[i, h])]
-                taken += 1
-        report["slots"][str(li)] = {"free": taken + len(free), "allocated": taken, "per_fact": per_fact}
-    return report
-
-
 # --------------------------------------------------------------------------- bound-slot models
-
-
-def bound_codebook(model, model_dir: Path) -> torch.Tensor | None:
-    """The value codebook of a model trained with bound slots (``train-demo
-    --bound-slots``: a slot holds one fact, its value is the answer's codebook
-    row), or None for any other model."""
-    if getattr(model.config, "kmm_value_codebook", None) != VALUE_CODEBOOK:
-        return None
-    path = Path(model_dir) / VALUE_CODEBOOK
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the model was trained with bound slots and its fields are "
-                                "written from that value codebook")
-    return load_codebook(path)
 
 
 @torch.no_grad()
@@ -203,7 +92,7 @@ def read_slots(model, f: int, tok, rows: list[dict]) -> dict[int, torch.Tensor]:
 
 
 def answer_ids(tok, rows: list[dict]) -> torch.Tensor:
-    """The token each row's bound slot stores (``trainer.answer_token``)."""
+    """The token each row's bound slot stores (``bound_slots.answer_token``)."""
     enc = Encoder(tok)
     return torch.tensor([answer_token(enc, r["answer"]) for r in rows], dtype=torch.long)
 
@@ -345,7 +234,6 @@ def train_field(
     batch_size: int = 64,
     retain_share: float = 0.5,
     retain: list[dict] | None = None,
-    init: str = "auto",
     seed: int = 0,
     threads: int = 1,
     text_weight: float = 0.1,
@@ -353,54 +241,41 @@ def train_field(
     description: str = "",
     log=print,
     model=None,
-    layers: list[int] | None = None,
-    allocate: bool = False,
-    readout_weight: float = 0.0,
 ):
-    """Train field ``field`` of the model in ``model_dir`` on ``facts``.
-
-    Returns (Field, info). ``init``: "auto" (keep current contents unless the
-    field is empty), "current" or "random". ``allocate``: when editing a
-    field's current contents, first give each wrongly answered fact free
-    slots of its own (``allocate_edit_slots``). ``readout_weight``: weight of
-    the memory read-out loss (``trainer.memory_readout_loss``).
-    """
+    """Write field ``field`` of the model in ``model_dir`` so that it answers
+    ``facts``; every other tensor stays bit-identical. Returns (Field, info);
+    with ``out``, also writes the field file."""
     torch.set_num_threads(threads)
     model_dir = Path(model_dir)
     model = model if model is not None else load_model(model_dir)
     tok = load_tokenizer(model_dir)
     sp = special_ids(tok)
+    memory = model.field_memory
     f = model.field_index(field)
     name = model.field_names[f]
-    gen = torch.Generator().manual_seed(seed)
     if retain is None:
         world = model_dir / "world.jsonl"
         retain = read_facts(world) if world.exists() else []
     taught = {r["prompt"] for r in facts}
     retain = [r for r in retain if r["prompt"] not in taught]
-    codebook = bound_codebook(model, model_dir)
+    codebook = model_codebook(model, model_dir)
     bound = codebook is not None
+    empty = memory.is_empty(f)
     written = fitted = None
-    if bound and init in ("auto", "current") and not field_is_empty(model, f):
+    if bound and not empty:
         written = write_edit(model, f, tok, facts, codebook, retain, log=log)  # closed form: nothing to train
         started, steps = "current (values written)", 0
     elif bound:
         init_bound_field(model, f, tok, facts, codebook)
         fitted = fit_bound_keys(model, f, tok, facts, retain, log=log)
         started = "bound slots from queries"
-    elif init == "random":
-        reinit_field(model, f, gen)
-        started = "random"
-    elif init == "queries" or (init == "auto" and field_is_empty(model, f)):
-        init_field_from_queries(model, f, tok, facts, gen)
+    elif empty:
+        init_field_from_queries(model, f, tok, facts, torch.Generator().manual_seed(seed))
         started = "queries"
     else:
         started = "current"
-        for m in model.memory_modules().values():
+        for m in memory.modules.values():
             m.enabled[f] = True
-    allocation = None
-    if allocate and started == "current" and not bound:
-        allocation = allocate_edit_slots(model, f, tok, facts, [r for r in retain if r.get("field") == name])
     target_facts = facts_from_rows(facts)
     retain_facts = facts_from_rows(retain)
     enc = Encoder(tok)
@@ -408,17 +283,13 @@ def train_field(
 
     for p in model.parameters():
         p.requires_grad_(False)
-    for li, m in model.memory_modules().items():
-        if layers is not None and li not in layers and started != "current":
-            with torch.no_grad():
-                m.values[f].zero_()  # this layer's slice of a new field stays silent
     # bound slots: the fitted keys stay; the steps refine the facts' values (each read by its own fact
     # only), while the null slot, read by every other domain, stays empty. The retrieval loss still
     # counts: layer 3's queries depend on what layer 1 reads from this field's values.
-    pin = OneFieldTrainable(model, f, layers, tensors=("values",) if bound else ("keys", "values"))
+    pin = OneFieldTrainable(model, f, tensors=("values",) if bound else ("keys", "values"))
     null = null_slot(model.config.kmm_slots_per_field)
     opt = torch.optim.Adam(pin.params, lr=lr, betas=(0.9, 0.98), eps=1e-8)
-    cfg = TrainConfig(text_weight=text_weight, memory_readout_weight=readout_weight)
+    cfg = TrainConfig(text_weight=text_weight)
     scale = torch.ones(batch_size, len(model.field_names))
     n_retain = int(round(batch_size * retain_share)) if retain_facts else 0
     warmup = max(1, steps // 20)
@@ -426,34 +297,33 @@ def train_field(
     history = []
     model.train()
     bar = tqdm(range(steps), disable=not progress, desc=f"train-field {name}", dynamic_ncols=True)
-    with fast_kmm(model):
-        for step in bar:
-            factor = (step + 1) / warmup if step < warmup else 0.1 + 0.9 * 0.5 * (
-                1 + torch.cos(torch.tensor(torch.pi * (step - warmup) / max(1, steps - warmup))).item())
-            for g in opt.param_groups:
-                g["lr"] = lr * factor
-            chosen = [rng.randrange(len(target_facts)) for _ in range(batch_size - n_retain)]
-            seqs = [fact_sequence(enc, [target_facts[i]], f, rng, slots=[i] if bound else None) for i in chosen]
-            # bound slots: the other domains' prompts must read the field's empty (null) slot
-            seqs += [fact_sequence(enc, [rng.choice(retain_facts)], f, rng, slots=[null] if bound else None)
-                     for _ in range(n_retain)]
-            opt.zero_grad(set_to_none=True)
-            loss = train_micro_batches(model, seqs, scale, sp, cfg, bound=bound)
-            opt.step()
-            pin.restore()  # every other field stays bit-identical
-            if bound:
-                with torch.no_grad():
-                    for mem in model.memory_modules().values():
-                        mem.values[f, null] = 0.0
-            history.append(float(loss))
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+    for step in bar:
+        factor = (step + 1) / warmup if step < warmup else 0.1 + 0.9 * 0.5 * (
+            1 + torch.cos(torch.tensor(torch.pi * (step - warmup) / max(1, steps - warmup))).item())
+        for g in opt.param_groups:
+            g["lr"] = lr * factor
+        chosen = [rng.randrange(len(target_facts)) for _ in range(batch_size - n_retain)]
+        seqs = [fact_sequence(enc, [target_facts[i]], f, rng, slots=[i] if bound else None) for i in chosen]
+        # bound slots: the other domains' prompts must read the field's empty (null) slot
+        seqs += [fact_sequence(enc, [rng.choice(retain_facts)], f, rng, slots=[null] if bound else None)
+                 for _ in range(n_retain)]
+        opt.zero_grad(set_to_none=True)
+        loss = train_micro_batches(model, seqs, scale, sp, cfg, bound=bound)
+        opt.step()
+        pin.restore()  # every other field stays bit-identical
+        if bound:
+            with torch.no_grad():
+                for mem in memory.modules.values():
+                    mem.values[f, null] = 0.0
+        history.append(float(loss))
+        bar.set_postfix(loss=f"{float(loss):.3f}")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     with torch.no_grad():
         target_acc = evaluate_facts(model, tok, facts)
     info = {"field": name, "steps": steps, "lr": lr, "batch_size": batch_size, "retain_share": retain_share,
-            "init": started, "allocation": allocation, "written": written, "fitted": fitted, "seconds": round(time.time() - t0, 1),
+            "init": started, "written": written, "fitted": fitted, "seconds": round(time.time() - t0, 1),
             "loss_first": history[0] if history else None,
             "loss_last": history[-1] if history else None, "target_accuracy": target_acc["overall"]["accuracy"]}
     if history:
@@ -471,4 +341,4 @@ def train_field(
     return result, info
 
 
-__all__ = ["train_field", "field_is_empty"]
+__all__ = ["train_field", "write_edit", "init_bound_field", "fit_bound_keys", "read_slots"]

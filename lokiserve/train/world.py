@@ -18,16 +18,15 @@ Besides the four shipped domains there is a fifth schema, ``creatures``,
 used in two ways: during backbone training a *practice* instance of it (fresh
 entities, re-drawn every few hundred steps) lives in the reserve field, so
 that reading a freshly trained field is a learned skill; the shipped
-new-domain field is yet another, never-seen instance of it (new entities,
-new assignments), trained into the empty reserve slot with the backbone
-frozen.
+new-domain field is another, never-seen instance of it (new entities and
+answers), written into the empty reserve slot with the backbone frozen.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -342,11 +341,9 @@ def edit_domain(world: World, domain: str, fraction: float = 0.5, seed: int = 0)
     rng = random.Random(f"{world.seed}:edit:{domain}:{seed}")
     facts = world.by_domain(domain)
     chosen = set(rng.sample(range(len(facts)), round(fraction * len(facts))))
-    answers_by_rel: dict[str, list[str]] = {}
+    answers_by_rel: dict[str, dict[str, None]] = {}  # relation -> its answers, in first-seen order
     for f in facts:
-        answers_by_rel.setdefault(f.relation, [])
-        if f.answer not in answers_by_rel[f.relation]:
-            answers_by_rel[f.relation].append(f.answer)
+        answers_by_rel.setdefault(f.relation, {})[f.answer] = None
     schema = SCHEMAS[domain]
     rels = {r.name: r for r in schema.relations}
     out = []
