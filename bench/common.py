@@ -2,7 +2,7 @@
 
 Imported by ``bench/throughput.py`` and ``bench/swap_under_load.py`` (run as
 scripts from the repository root: ``python bench/<name>.py``); it puts the
-repository root on ``sys.path`` so ``tests.engine_utils`` (the tiny random
+repository root on ``sys.path`` so ``lokiserve.testing`` (the tiny random
 checkpoint) and ``lokiserve`` import from a checkout.
 """
 
@@ -69,8 +69,8 @@ def build_random_demo(path: Path, seed: int = 0) -> Path:
     """Random LoKiFormer with the dimensions `lokiserve train-demo` uses
     (TrainConfig defaults) and the tiny checkpoint's tokenizer (prompts are
     token ids)."""
-    from lokiserve.train.trainer import TrainConfig, model_config
-    from tests.engine_utils import build_tiny_checkpoint
+    from lokiserve.train.config import TrainConfig, model_config
+    from lokiserve.testing import build_tiny_checkpoint
 
     tok_dir = build_tiny_checkpoint(path.parent / "tiny-for-tokenizer")
     cfg = model_config(TrainConfig(), TrainConfig().vocab_size, {"bos": 0, "eos": 1, "pad": 0})
@@ -107,7 +107,7 @@ def resolve_model(model: str | None, scratch: Path, *, prefer_tiny: bool = False
         return path, "given"
     if demo_available() and not prefer_tiny:
         return DEMO, "demo"
-    from tests.engine_utils import build_tiny_checkpoint
+    from lokiserve.testing import build_tiny_checkpoint
 
     path = scratch / "tiny-lokiformer"
     path.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import secrets
@@ -307,7 +306,7 @@ async def bench(args, api_url: str, admin_url: str, token: str) -> dict:
 
 def launch(args, scratch: Path):
     """Context manager: `lokiserve serve` on free loopback ports."""
-    from tests.server_utils import free_port, running, wait_http
+    from lokiserve.testing import free_port, running, wait_http
 
     model, chosen = common.resolve_model(args.model, scratch, prefer_tiny=args.smoke)
     vocab, max_pos = common.model_limits(model)

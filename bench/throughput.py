@@ -38,7 +38,7 @@ the Triton KMM kernel is picked automatically on CUDA::
 
 Model: ``--model DIR``; default ``memories/demo`` when it has a
 ``config.json`` and weights, else the tiny random LoKiFormer of the tests
-(``tests.engine_utils.build_tiny_checkpoint``). vLLM spawns worker
+(``lokiserve.testing.build_tiny_checkpoint``). vLLM spawns worker
 processes, so everything runs under ``if __name__ == "__main__":``.
 """
 
@@ -207,7 +207,7 @@ def run_round(rnd: int, order: list[str], dirs: dict, args, prompts) -> dict:
     both, alternating which goes first, so the noise of a shared machine
     lands on both sides of each pair (``--sequential`` runs one engine after
     the other instead, for machines without memory for two)."""
-    from tests.engine_utils import shutdown
+    from lokiserve.testing import shutdown
 
     got = {m: {"startup_seconds": None, "runs": {b: [] for b in args.batch_sizes}} for m in MODELS}
     names = order if rnd % 2 == 0 else order[::-1]

@@ -7,61 +7,21 @@ small random LoKiFormer with a byte-level BPE tokenizer saved to a temp dir
 
 from __future__ import annotations
 
-import gc
 import os
 from pathlib import Path
 
 import torch
 
+from lokiserve.control import WORKER_EXTENSION
 from lokiserve.model import LoKiFormerForCausalLM
+from lokiserve.testing import build_tiny_checkpoint, shutdown  # noqa: F401  (tests import them from here)
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "memories" / "demo"
-WORKER_EXTENSION = "lokiserve_vllm.worker.LoKiFormerWorkerExtension"
 
 
 def demo_available() -> bool:
     return (DEMO / "config.json").is_file() and any(DEMO.glob("*.safetensors"))
-
-
-def build_tiny_checkpoint(path: Path) -> Path:
-    """Random weights, scaled so that fields matter, plus a real tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from tests.conftest import make_model
-
-    model = make_model(
-        seed=1,
-        vocab_size=320,
-        hidden_size=128,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=32,
-        kv_latent_dim=64,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        kmm_layers=[0, 1],
-        kmm_slots_per_field=64,
-        kmm_key_dim=32,
-        kmm_value_dim=32,
-        kmm_heads=2,
-        kmm_topk=4,
-        max_position_embeddings=1024,
-        bos_token_id=0,
-        eos_token_id=1,
-    )
-    model.save_pretrained(path)
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320, special_tokens=["<bos>", "<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    text = ["the capital of Zorvia is Quellmark and its river is the Ostra"] * 50
-    tok.train_from_iterator(text, trainer)
-    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>").save_pretrained(path)
-    return path
 
 
 def reference(path: Path) -> LoKiFormerForCausalLM:
@@ -89,15 +49,6 @@ def make_llm(path: Path, **overrides):
     )
     args.update(overrides)
     return LLM(**args)
-
-
-def shutdown(llm) -> None:
-    engine = getattr(llm, "llm_engine", None)
-    core = getattr(engine, "engine_core", None)
-    if core is not None and hasattr(core, "shutdown"):
-        core.shutdown()
-    del llm
-    gc.collect()
 
 
 @torch.no_grad()

@@ -44,6 +44,7 @@ class Server:
         self.port, self.admin_port = free_port(), free_port()
         self.admin = f"http://127.0.0.1:{self.admin_port}"
         self.api = f"http://127.0.0.1:{self.port}/v1"
+        self.name = Path(model).resolve().name  # the served model name: the folder's name by default
 
     def context(self):
         return running(
@@ -61,7 +62,7 @@ class Server:
         """Greedy completion of a token-id prompt, returned as token ids."""
         r = httpx.post(
             f"{self.api}/completions",
-            json={"model": str(self.model), "prompt": prompt_ids, "max_tokens": max_tokens, "temperature": 0,
+            json={"model": self.name, "prompt": prompt_ids, "max_tokens": max_tokens, "temperature": 0,
                   "logprobs": 1, "return_tokens_as_token_ids": True, "ignore_eos": True},
             timeout=120,
         )
@@ -208,7 +209,7 @@ def answers(server, facts) -> list[str]:
     out = []
     for fact in facts:
         n = 8
-        r = client.completions.create(model=str(server.model), prompt=fact["prompt"], max_tokens=n, temperature=0)
+        r = client.completions.create(model=server.name, prompt=fact["prompt"], max_tokens=n, temperature=0)
         out.append(r.choices[0].text)
     return out
 
@@ -381,7 +382,7 @@ def test_concurrent_streams_survive_twenty_swaps(server, admin, checkpoint):
         client = OpenAI(base_url=server.api, api_key="unused", max_retries=0, timeout=120)
         while not stop_flag.is_set():
             try:
-                stream = client.completions.create(model=str(server.model), prompt=prompt_ids(ref, seed, 12),
+                stream = client.completions.create(model=server.name, prompt=prompt_ids(ref, seed, 12),
                                                    max_tokens=24, temperature=0, stream=True, extra_body={"ignore_eos": True})
                 n = sum(1 for chunk in stream if chunk.choices)
                 if n == 0:

@@ -14,21 +14,15 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def default_model() -> Path:
-    """The shipped demo: beside the package in a source checkout, else under
-    the working directory (a non-editable install has no repository)."""
-    for root in (REPO_ROOT, Path.cwd()):
-        if (root / "memories" / "demo" / "config.json").is_file():
-            return root / "memories" / "demo"
-    return REPO_ROOT / "memories" / "demo"
-WORKER_EXTENSION = "lokiserve_vllm.worker.LoKiFormerWorkerExtension"
+from lokiserve.control import WORKER_EXTENSION
+from lokiserve.paths import default_model_dir
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("model", nargs="?", default=str(default_model()), help="model directory (default: the shipped demo model)")
+    # MODEL_DIR is found among vLLM's flags in any order (``split_model``), not by
+    # argparse: a positional would swallow the value of an unknown flag
+    # (``--data-parallel-size 2`` would serve a model called "2").
+    parser.usage = "lokiserve serve [MODEL_DIR] [options] [vLLM flags ...]"
     parser.add_argument("--host", default="127.0.0.1", help="OpenAI API host (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="OpenAI API port (default 8000)")
     parser.add_argument("--admin-host", default="127.0.0.1", help="memory admin API host (default 127.0.0.1; non-loopback needs --allow-remote-admin)")
@@ -38,20 +32,74 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--memory-dir", type=Path, help="folder that JSON {'path': ...} PUTs may read from (default: the model directory)")
     parser.add_argument("--state-dir", type=Path, help="manifest and applied field copies (default: .lokiserve/<model name> in the working directory)")
     parser.add_argument("--max-field-bytes", type=int, default=256 << 20, help="largest accepted field file in bytes (default 256 MiB)")
+    parser.epilog = ("MODEL_DIR: a LoKiFormer directory (default: the shipped demo model), anywhere on the line "
+                     "or as --model DIR. The served model name defaults to its folder name "
+                     "(--served-model-name overrides it).")
     return parser
+
+
+def _vllm_parser():
+    try:
+        from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    except ImportError:  # vLLM before the launchers package
+        from vllm.entrypoints.openai.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    return make_arg_parser(FlexibleArgumentParser(prog="lokiserve serve (vLLM flags)"))
+
+
+def split_model(argv: list[str], takes_value=None) -> tuple[str | None, list[str]]:
+    """(MODEL_DIR or None, the other arguments) from vLLM-style arguments in
+    any order: ``--model DIR`` / ``--model=DIR``, or the one bare word that is
+    not a flag's value. ``takes_value(flag) -> bool`` says whether a flag
+    consumes the next word (default: vLLM's own parser decides)."""
+    if takes_value is None:
+        actions = _vllm_parser()._option_string_actions
+        takes_value = lambda flag: flag not in actions or actions[flag].nargs != 0  # noqa: E731
+    model, rest, i = None, [], 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--model" and i + 1 < len(argv):
+            model, i = argv[i + 1], i + 2
+        elif word.startswith("--model="):
+            model, i = word.split("=", 1)[1], i + 1
+        elif word.startswith("-") and len(word) > 1:
+            rest.append(word)
+            i += 1
+            if "=" not in word and takes_value(word) and i < len(argv) and not argv[i].startswith("--"):
+                rest.append(argv[i])
+                i += 1
+        elif model is None:
+            model, i = word, i + 1
+        else:
+            rest.append(word)  # a second bare word: vLLM's parser names it
+            i += 1
+    return model, rest
+
+
+def served_model_name(model: str | Path, passthrough: list[str]) -> str:
+    """``--served-model-name`` if given, else the model folder's name (``demo``),
+    so clients need not know the path the server was started with."""
+    for i, word in enumerate(passthrough):
+        if word.startswith("--served-model-name="):
+            return word.split("=", 1)[1]
+        if word == "--served-model-name" and i + 1 < len(passthrough):
+            return passthrough[i + 1]
+    return Path(model).resolve().name
 
 
 def build_vllm_args(args: argparse.Namespace, passthrough: list[str]):
     """vLLM's own parser, fed our defaults first so explicit flags win."""
     try:
-        from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
+        from vllm.entrypoints.launchers.cli_args import validate_parsed_serve_args
     except ImportError:  # vLLM before the launchers package
-        from vllm.entrypoints.openai.cli_args import make_arg_parser, validate_parsed_serve_args
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
+        from vllm.entrypoints.openai.cli_args import validate_parsed_serve_args
 
-    parser = make_arg_parser(FlexibleArgumentParser(prog="lokiserve serve (vLLM flags)"))
+    parser = _vllm_parser()
     argv = ["--model", str(args.model), "--host", args.host, "--port", str(args.port),
-            "--worker-extension-cls", WORKER_EXTENSION, *passthrough]
+            "--worker-extension-cls", WORKER_EXTENSION,
+            "--served-model-name", served_model_name(args.model, passthrough),
+            "--middleware", "lokiserve.server.version_header.MemoryVersionHeader", *passthrough]
     vllm_args = parser.parse_args(argv)
     validate_parsed_serve_args(vllm_args)
     return vllm_args
@@ -74,7 +122,7 @@ def build_settings(args: argparse.Namespace):
     )
 
 
-async def serve(args: argparse.Namespace, passthrough: list[str]) -> None:
+async def serve(args: argparse.Namespace, passthrough: list[str], settings, token: str, token_path) -> None:
     import uvicorn
     try:
         from vllm.entrypoints.launchers.api_server.entry import build_and_serve, build_async_engine_client
@@ -83,12 +131,9 @@ async def serve(args: argparse.Namespace, passthrough: list[str]) -> None:
         from vllm.entrypoints.openai.api_server import build_and_serve, build_async_engine_client, setup_server
 
     from lokiserve.server.app import build_admin_app
-    from lokiserve.server.auth import resolve_token
     from lokiserve.server.manifest import ManifestStore
     from lokiserve.server.memory_service import MemoryService
 
-    settings = build_settings(args)
-    token, token_path = resolve_token(settings)
     vllm_args = build_vllm_args(args, passthrough)
     listen_address, sock = setup_server(vllm_args, reuse_port=False)
     async with build_async_engine_client(vllm_args) as engine:
@@ -107,6 +152,8 @@ async def serve(args: argparse.Namespace, passthrough: list[str]) -> None:
         where = f"token in {token_path}" if token_path else "token from your environment/file"
         print(f"lokiserve: memory admin API on http://{settings.admin_host}:{settings.admin_port} ({where})", flush=True)
         print(f"lokiserve: state (manifest, applied fields) in {settings.state_dir}", flush=True)
+        print(f"lokiserve: serving {args.model} as model {served_model_name(args.model, passthrough)!r} on "
+              f"http://{args.host}:{args.port}/v1", flush=True)
         shutdown = await build_and_serve(engine, listen_address, sock, vllm_args)
         admin.should_exit = True
         await admin_task
@@ -116,15 +163,37 @@ async def serve(args: argparse.Namespace, passthrough: list[str]) -> None:
         sock.close()
 
 
+def config_error(exc: Exception) -> str:
+    """One line for a configuration error (pydantic's are multi-line tables)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        msgs = [str(e.get("msg", "")).removeprefix("Value error, ") for e in errors()]
+        return "; ".join(m for m in msgs if m) or str(exc)
+    return str(exc)
+
+
 def run_serve(args: argparse.Namespace, passthrough: list[str]) -> int:
+    """``lokiserve serve``: exit 2 with one line for any configuration error,
+    before vLLM or the engine start."""
+    from lokiserve.server.auth import resolve_token
+
+    model, passthrough = split_model(passthrough)
+    args.model = model or str(default_model_dir())
     # vLLM's unauthenticated dev-mode endpoints (/collective_rpc, /pause, …) stay off.
     os.environ["VLLM_SERVER_DEV_MODE"] = "0"
     # CPU: size the KV cache explicitly (the GPU-style memory fraction fails here).
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     if not (Path(args.model) / "config.json").is_file():
-        print(f"lokiserve serve: {args.model} has no config.json (train the demo with `lokiserve train-demo`)", file=sys.stderr)
+        print(f"lokiserve serve: error: {args.model} has no config.json (a LoKiFormer model directory; "
+              "train the demo with `lokiserve train-demo`)", file=sys.stderr)
+        return 2
+    try:
+        settings = build_settings(args)
+        token, token_path = resolve_token(settings)
+    except (ValueError, OSError) as exc:
+        print(f"lokiserve serve: error: {config_error(exc)}", file=sys.stderr)
         return 2
     import uvloop
 
-    uvloop.run(serve(args, passthrough))
+    uvloop.run(serve(args, passthrough, settings, token, token_path))
     return 0

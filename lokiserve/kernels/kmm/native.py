@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from lokiserve.paths import cache_dir
+
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("cpu_scan.c")
@@ -57,8 +59,7 @@ def _compiler() -> str | None:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("LOKISERVE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "lokiserve")
-    path = Path(root) / "kernels"
+    path = cache_dir() / "kernels"
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=path, delete=True)

@@ -1,0 +1,55 @@
+"""``lokiserve serve`` argument handling, as a new user types it: flags in
+any order, a stable model name, one-line configuration errors (no engine starts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lokiserve.paths import default_model_dir
+from lokiserve.server.launcher import served_model_name, split_model
+
+DEMO = str(default_model_dir())
+
+
+@pytest.mark.parametrize("argv, model, rest", [
+    (["--data-parallel-size", "2"], None, ["--data-parallel-size", "2"]),
+    (["--data-parallel-size", "2", DEMO], DEMO, ["--data-parallel-size", "2"]),
+    ([DEMO, "--dtype", "float32", "--enforce-eager"], DEMO, ["--dtype", "float32", "--enforce-eager"]),
+    (["--enforce-eager", DEMO, "--max-model-len", "256"], DEMO, ["--enforce-eager", "--max-model-len", "256"]),
+    (["--model", DEMO, "--dtype=float32"], DEMO, ["--dtype=float32"]),
+    (["--model=" + DEMO, "--no-enable-prefix-caching"], DEMO, ["--no-enable-prefix-caching"]),
+])
+def test_the_model_dir_is_found_among_vllm_flags_in_any_order(argv, model, rest):
+    assert split_model(argv) == (model, rest)
+
+
+def test_served_model_name_is_the_folder_name_unless_given():
+    assert served_model_name(DEMO, []) == "demo"
+    assert served_model_name("memories/demo/", ["--dtype", "float32"]) == "demo"
+    assert served_model_name(DEMO, ["--served-model-name", "kb"]) == "kb"
+    assert served_model_name(DEMO, ["--served-model-name=kb2"]) == "kb2"
+
+
+@pytest.mark.parametrize("env, argv, words", [
+    ({"LOKISERVE_ADMIN_TOKEN": "short"}, [], "at least 16 characters"),
+    ({}, ["--admin-host", "0.0.0.0"], "--allow-remote-admin"),
+    ({}, ["--memory-dir", "/no/such/folder"], "does not exist"),
+])
+def test_configuration_errors_are_one_line_and_exit_2(env, argv, words, monkeypatch, capsys, tmp_path):
+    from lokiserve.cli import main
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["serve", "--data-parallel-size", "2", DEMO, "--state-dir", str(tmp_path / "s"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lokiserve serve: error:") and words in err and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_a_flag_value_is_never_taken_for_the_model(capsys, tmp_path, monkeypatch):
+    """``serve --data-parallel-size 2 DIR_WITHOUT_MODEL`` names the directory, not "2"."""
+    from lokiserve.cli import main
+
+    assert main(["serve", "--data-parallel-size", "2", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} has no config.json" in err and "2 has no config.json" not in err
