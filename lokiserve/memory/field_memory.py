@@ -111,6 +111,12 @@ class FieldMemory:
             mem.enabled[f] = active
 
     @torch.no_grad()
+    def set_enabled(self, f: int, on: bool) -> None:
+        """Field ``f`` takes part in retrieval (or not) in every layer; contents unchanged."""
+        for mem in self.modules.values():
+            mem.enabled[f] = on
+
+    @torch.no_grad()
     def zero(self, f: int) -> None:
         """Remove a field: its memory is cleared and it leaves retrieval."""
         for mem in self.modules.values():

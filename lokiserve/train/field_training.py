@@ -142,25 +142,24 @@ def init_bound_field(model, f: int, tok, rows: list[dict], codebook: torch.Tenso
     """A new bound-slot field: fact i in slot i, its value the answer's
     codebook row, its key along the fact's own memory query (per relation
     centred, summed over heads, normalised, scaled); other slots empty."""
-    n = len(rows)
+    n, N = len(rows), model.config.kmm_slots_per_field
+    if n > null_slot(N):
+        raise ValueError(f"{n} facts do not fit in the {null_slot(N)} slots of field {model.field_names[f]!r} "
+                         "(one stays empty)")
     values = answer_values(codebook, answer_ids(tok, rows))
     queries = prompt_queries(model, tok, rows)
-    for li, mem in model.memory_modules().items():
-        N = mem.keys.shape[1]
-        if n > null_slot(N):
-            raise ValueError(f"{n} facts do not fit in the {null_slot(N)} slots of field {model.field_names[f]!r} "
-                             "(one stays empty)")
+    memory = model.field_memory
+    memory.zero(f)
+    for li, mem in memory.modules.items():
         size = queries[li].norm(dim=-1).mean().clamp(min=1e-6)  # a trained model's queries are large
         q = centred_queries(queries[li], rows)
         q = q / q.norm(dim=-1, keepdim=True).clamp(min=1e-6)
         k = q.sum(dim=1)
         k = k / k.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        mem.keys[f].zero_()
-        mem.values[f].zero_()
         # a query of typical size scores about ``sharpness`` x cos(query, key)
         mem.keys[f, :n] = k * sharpness * mem.key_dim ** 0.5 / size
         mem.values[f, :n] = values
-        mem.enabled[f] = True
+    memory.set_enabled(f, True)
 
 
 def phrasing_prompts(rows: list[dict]) -> tuple[list[dict], torch.Tensor]:
@@ -274,8 +273,7 @@ def train_field(
         started = "queries"
     else:
         started = "current"
-        for m in memory.modules.values():
-            m.enabled[f] = True
+        memory.set_enabled(f, True)
     target_facts = facts_from_rows(facts)
     retain_facts = facts_from_rows(retain)
     enc = Encoder(tok)
