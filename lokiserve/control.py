@@ -37,15 +37,15 @@ WORKER_EXTENSION = "lokiserve_vllm.worker.LoKiFormerWorkerExtension"
 class Rpc:
     """Worker method names (``lokiserve_vllm.worker.LoKiFormerWorkerExtension``)."""
 
-    STAGE = "lokiserve_stage_field"  # (field_id, path, source, max_bytes) -> validate and hold; changes nothing
-    STAGE_ZERO = "lokiserve_stage_zero"  # (field_id, source) -> hold "make it empty"; changes nothing
+    STAGE = "lokiserve_stage"  # ([{field, path | None, source}], max_bytes) -> validate and hold all or none
     COMMIT = "lokiserve_commit_staged"  # () -> write what is held, keeping a backup
     ROLLBACK = "lokiserve_rollback_last"  # () -> undo this rank's last commit
     DISCARD = "lokiserve_discard_staged"  # () -> drop what is held
     REPORT = "lokiserve_field_report"  # () -> every field's state and this rank's checksum
     EXPORT = "lokiserve_export_field"  # (field_id) -> this rank's shard of one field
+    ARM_FAULT = "lokiserve_arm_fault"  # (phase) -> this rank's next stage/commit fails (tests)
 
-    ALL = (STAGE, STAGE_ZERO, COMMIT, ROLLBACK, DISCARD, REPORT, EXPORT)
+    ALL = (STAGE, COMMIT, ROLLBACK, DISCARD, REPORT, EXPORT, ARM_FAULT)
 
 
 class MemoryOpError(RuntimeError):
@@ -78,7 +78,8 @@ def raise_on_failure(results: list[dict], phase: str = "") -> list[dict]:
 
 
 def assemble_field(results: list[dict], **metadata: str) -> tuple[Field, str]:
-    """Join rank shards (keys replicated, values split on d_v) into one Field; and its state."""
+    """Join one replica's rank shards (keys replicated, values split on d_v)
+    into one Field; and its state."""
     results = sorted(raise_on_failure(results), key=lambda r: r["rank"])
 
     def tensor(entry) -> torch.Tensor:
@@ -97,8 +98,32 @@ def assemble_field(results: list[dict], **metadata: str) -> tuple[Field, str]:
     return field, first["state"]
 
 
+def by_replica(results: list[dict]) -> dict[int, list[dict]]:
+    """Results grouped by data-parallel replica (engine); 0 when untagged."""
+    out: dict[int, list[dict]] = {}
+    for r in results:
+        out.setdefault(int(r.get("replica", 0)), []).append(r)
+    return dict(sorted(out.items()))
+
+
+def assemble_replicas(results: list[dict]) -> tuple[Field, str]:
+    """One field from every replica's shards; replicas that disagree (contents
+    or state) are an error naming them, never silently one of them."""
+    fields = {rep: assemble_field(rs) for rep, rs in by_replica(raise_on_failure(results)).items()}
+    (first, (field, state)), *rest = fields.items()
+    for rep, (other, other_state) in rest:
+        if other.sha256() != field.sha256() or other_state != state:
+            raise MemoryOpError(500, "replica_mismatch",
+                                f"data-parallel replicas disagree on field {field.name!r}: replica {first} has "
+                                f"{state} {field.sha256()[:12]}, replica {rep} has {other_state} {other.sha256()[:12]}")
+    return field, state
+
+
 class EngineOps(Protocol):
-    """What the driver needs of an engine (``AsyncLLM`` has all four)."""
+    """What the driver needs of an engine (``AsyncLLM`` has all four). An
+    engine whose ``engine_core`` has ``call_utility_all_async`` (vLLM's
+    multi-process clients, data-parallel ones included) is asked through it,
+    so every data-parallel engine answers, not only the first."""
 
     def collective_rpc(self, method: str, args: tuple = ...) -> Awaitable[list]: ...
     def pause_generation(self, *, mode: str, clear_cache: bool) -> Awaitable[None]: ...
@@ -126,6 +151,15 @@ class SyncEngine:
         return bool(self._reset())
 
 
+@dataclass(frozen=True)
+class Change:
+    """One field's new contents: the field file at ``path``, or empty (``path`` None)."""
+
+    index: int
+    path: str | None
+    source: str
+
+
 @dataclass
 class FieldStatus:
     index: int
@@ -137,39 +171,65 @@ class FieldStatus:
 
 class MemoryDriver:
     """The one two-phase path for every memory change (async; see ``MemoryControl``
-    for a synchronous front)."""
+    for a synchronous front). Every result of every tensor-parallel rank of
+    every data-parallel replica is checked."""
 
     def __init__(self, engine: EngineOps):
         self.engine = engine
+        core = getattr(engine, "engine_core", None)
+        self._call_all = getattr(core, "call_utility_all_async", None)
 
     async def rpc(self, method: str, *args) -> list[dict]:
-        return await self.engine.collective_rpc(method, args=args)
+        """Every rank's result, each tagged with its ``replica`` (engine index)."""
+        if self._call_all is None:
+            per_replica = [await self.engine.collective_rpc(method, args=args)]
+        else:
+            per_replica = await self._call_all("collective_rpc", method, None, args, None)
+        return [{**r, "replica": rep} for rep, results in enumerate(per_replica) for r in results]
+
+    async def replicas(self) -> int:
+        return len(by_replica(await self.rpc(Rpc.REPORT)))
 
     async def report(self) -> dict:
-        """Rank 0's report (backbone, per-field state and shard checksum)."""
-        return raise_on_failure(await self.rpc(Rpc.REPORT))[0]
+        """Rank 0's report (backbone, per-field state and shard checksum), after
+        checking that every replica's ranks report the same."""
+        results = raise_on_failure(await self.rpc(Rpc.REPORT))
+        groups = by_replica(results)
+        base = {r["rank"]: r for r in groups[min(groups)]}
+        for rep, rs in groups.items():
+            for r in rs:
+                mine = base.get(r["rank"])
+                if mine is None or r["backbone"] != mine["backbone"] or \
+                        [(f["state"], f["sha256"]) for f in r["fields"]] != \
+                        [(f["state"], f["sha256"]) for f in mine["fields"]]:
+                    raise MemoryOpError(500, "replica_mismatch",
+                                        f"data-parallel replica {rep} (rank {r['rank']}) reports other fields than "
+                                        f"replica {min(groups)}")
+        return {**base[min(base)], "replicas": len(groups)}
 
     async def export(self, index: int) -> tuple[Field, str]:
         results = await self.rpc(Rpc.EXPORT, index)
-        return await asyncio.to_thread(assemble_field, results)
+        return await asyncio.to_thread(assemble_replicas, results)
 
     async def apply(self, index: int, path: str, source: str, max_bytes: int,
                     on_commit: Callable[[], None] | None = None) -> None:
         """Field ``index`` := the field file at ``path``, on every rank or none.
         ``on_commit`` runs after a successful commit, before generation resumes."""
-        await self._stage(Rpc.STAGE, index, str(path), source, max_bytes)
-        await self._commit(on_commit)
+        await self.apply_changes([Change(index, str(path), source)], max_bytes, on_commit)
 
     async def zero(self, index: int, source: str = "zeroed", on_commit: Callable[[], None] | None = None) -> None:
         """Field ``index`` leaves retrieval, on every rank or none."""
-        await self._stage(Rpc.STAGE_ZERO, index, source)
-        await self._commit(on_commit)
+        await self.apply_changes([Change(index, None, source)], 0, on_commit)
 
-    async def _stage(self, method: str, *args) -> None:
-        staged = await self.rpc(method, *args)
+    async def apply_changes(self, changes: list[Change], max_bytes: int,
+                            on_commit: Callable[[], None] | None = None) -> None:
+        """Several fields at once, all on every rank of every replica, or none."""
+        payload = [{"field": c.index, "path": c.path, "source": c.source} for c in changes]
+        staged = await self.rpc(Rpc.STAGE, payload, max_bytes or (1 << 30))
         if first_failure(staged):
             await self.rpc(Rpc.DISCARD)
             raise_on_failure(staged, "stage")
+        await self._commit(on_commit)
 
     async def _commit(self, on_commit: Callable[[], None] | None = None) -> None:
         """Between two engine steps: commit everywhere, or roll back everywhere."""
@@ -217,5 +277,6 @@ class MemoryControl:
         return asyncio.run(run())
 
 
-__all__ = ["WORKER_EXTENSION", "Rpc", "MemoryOpError", "MemoryDriver", "MemoryControl", "SyncEngine", "EngineOps",
-           "FieldStatus", "error_result", "first_failure", "raise_on_failure", "assemble_field"]
+__all__ = ["WORKER_EXTENSION", "Rpc", "Change", "MemoryOpError", "MemoryDriver", "MemoryControl", "SyncEngine",
+           "EngineOps", "FieldStatus", "error_result", "first_failure", "raise_on_failure", "assemble_field",
+           "assemble_replicas", "by_replica"]

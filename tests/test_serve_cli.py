@@ -53,3 +53,17 @@ def test_a_flag_value_is_never_taken_for_the_model(capsys, tmp_path, monkeypatch
     assert main(["serve", "--data-parallel-size", "2", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path} has no config.json" in err and "2 has no config.json" not in err
+
+
+def test_the_venvs_vllm_command_runs():
+    """``scripts/setup.sh`` makes ``.venv/bin/vllm`` work on the CPU build
+    (its own console script died with PackageNotFoundError: vllm)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    vllm = Path(sys.executable).parent / "vllm"
+    out = subprocess.run([str(vllm), "--version"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1][:1].isdigit(), out.stdout
+    assert "PackageNotFoundError" not in out.stderr

@@ -127,8 +127,8 @@ def resolve_field_id(names: list[str], field_id: int | str) -> int:
     """A field id is its name or its index (an int or a string of digits)."""
     if isinstance(field_id, int) and not isinstance(field_id, bool):
         index = field_id
-    elif isinstance(field_id, str) and field_id.isdigit():
-        index = int(field_id)
+    elif isinstance(field_id, str) and field_id.isascii() and field_id.isdigit() and len(field_id) <= 12:
+        index = int(field_id)  # ASCII digits only: "١" and "²" pass str.isdigit()
     elif isinstance(field_id, str) and field_id in names:
         return names.index(field_id)
     else:

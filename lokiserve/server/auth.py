@@ -31,8 +31,13 @@ def resolve_token(settings: AdminSettings) -> tuple[str, Path | None]:
     return token, path
 
 
+def token_equal(given: str, token: str) -> bool:
+    """Constant-time comparison of a presented token with the admin token."""
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
 def token_matches(header: str | None, token: str) -> bool:
     """Constant-time comparison of an ``Authorization: Bearer …`` header."""
     if not header or not header.startswith("Bearer "):
         return False
-    return hmac.compare_digest(header[len("Bearer ") :].encode(), token.encode())
+    return token_equal(header[len("Bearer ") :], token)

@@ -17,18 +17,36 @@ Steps 2-3 are ``lokiserve.control.MemoryDriver``, the same two-phase driver
 tests and scripts use; this module adds what only a server has: in-process
 validation, the lock, the manifest, metrics and the HTTP-facing errors.
 Changes are serialised by one lock; reads never wait for the engine.
+
+A *transaction* (``stage`` / ``commit`` / ``abort``) is the same path split
+in two for a fleet of servers: ``stage`` does step 1 and keeps the copies,
+recording what each field was staged against; ``commit`` does steps 2-4 for
+all its fields at once (one engine change, one version, one manifest write),
+and only if none of those fields changed meanwhile.
+
+A field file names the field it was made for. Loaded onto a non-empty field
+of another name it is refused unless the request allows it
+(``allow_rename``); into an empty (zeroed) one it brings its name, which the
+field is then shown and found by (the config's name and the index still work).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
-from lokiserve.control import MemoryDriver, MemoryOpError
-from lokiserve.memory import Field, FieldError, MemoryGeometry, field_to_bytes, read_field, resolve_field_id
-from lokiserve.server.manifest import FieldRecord, Manifest, ManifestStore
+import torch
+
+from lokiserve.control import Change, MemoryDriver, MemoryOpError, Rpc, by_replica, raise_on_failure
+from lokiserve.memory import (Field, FieldError, MemoryGeometry, field_to_bytes, read_field, resolve_field_id,
+                              tensors_sha256)
+from lokiserve.server.manifest import (FieldRecord, Manifest, ManifestStore, StagedChange, TransactionRecord,
+                                       TransactionStore)
 from lokiserve.server.metrics import MemoryMetrics
 from lokiserve.server.version_header import live_version
 
@@ -37,8 +55,26 @@ from lokiserve.server.version_header import live_version
 AdminError = MemoryOpError
 
 
+MAX_STAGED_TRANSACTIONS = 16  # staged at once (each holds copies of its files in the state dir)
+KEPT_TRANSACTIONS = 256  # finished ones remembered, newest first (commit and abort stay idempotent for these)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """One field of a transaction to stage: a field file's bytes, or None to zero it."""
+
+    index: int
+    data: bytes | None
+    source: str
+    allow_rename: bool = False
 
 
 class MemoryService:
@@ -53,6 +89,8 @@ class MemoryService:
         self.lock = asyncio.Lock()
         self.backbone = ""
         self.manifest: Manifest | None = None
+        self.tx_store = TransactionStore(store.state_dir)
+        self.transactions: dict[str, TransactionRecord] = {}
 
     async def _live_field(self, index: int) -> tuple[Field, str]:
         return await self.driver.export(index)
@@ -63,13 +101,15 @@ class MemoryService:
         """Read the engine's state, then restore the last committed manifest."""
         report = await self.driver.report()
         self.backbone = report["backbone"]
+        self.metrics.replicas.set(report["replicas"])
         saved = self.store.load()
         if saved is not None and saved.backbone != self.backbone:
             raise RuntimeError(
                 f"{self.store.path} belongs to another backbone ({saved.backbone[:12]}…, model is "
                 f"{self.backbone[:12]}…): point --state-dir elsewhere or remove it"
             )
-        self.manifest = Manifest(backbone=self.backbone, version=saved.version if saved else 0)
+        self.manifest = Manifest(backbone=self.backbone, version=saved.version if saved else 0,
+                                 transactions=saved.transactions if saved else {})
         for index, name in enumerate(self.names):
             record = saved.fields.get(name) if saved else None
             if record is not None and record.state == "zeroed":
@@ -78,7 +118,7 @@ class MemoryService:
                 await self.driver.apply(index, str(self.store.field_path(record)), record.source, self.max_bytes)
             live, state = await self._live_field(index)
             self.manifest.fields[name] = FieldRecord(
-                name=name,
+                name=record.name if record else name,
                 state=state,
                 sha256=live.sha256(),
                 source=record.source if record else "checkpoint",
@@ -88,14 +128,55 @@ class MemoryService:
             )
         await self.engine.reset_prefix_cache()
         self.store.save(self.manifest)
+        self._restore_transactions()
         self._publish()
+
+    def _restore_transactions(self) -> None:
+        """Load every transaction record; one the manifest names as committed
+        but whose record still says staged (a crash between the two writes) is
+        committed: the manifest is the commit point."""
+        self.transactions = self.tx_store.load_all()
+        for tx in self.transactions.values():
+            version = self.manifest.transactions.get(tx.id)
+            if version is not None and tx.state != "committed":
+                tx.state, tx.version, tx.committed_at = "committed", version, time.time()
+                tx.fields = [self.describe(c.field) for c in tx.changes]
+                self.tx_store.save(tx)
+
+    async def health(self) -> dict:
+        """``ok`` when every rank of every data-parallel replica reports the same
+        fields (state and checksum); replicas that disagree are ``unhealthy``.
+        Changes hold the lock, so this never reads a change half-way."""
+        async with self.lock:
+            try:
+                report = await self.driver.report()
+            except MemoryOpError as exc:
+                self.metrics.replicas_consistent.set(0)
+                return {"status": "unhealthy", "message": exc.message}
+        self.metrics.replicas.set(report["replicas"])
+        self.metrics.replicas_consistent.set(1)
+        return {"status": "ok", "replicas": report["replicas"]}
+
+    async def replica_report(self) -> dict:
+        """Every data-parallel replica's ranks: each field's state and shard checksum."""
+        groups = by_replica(raise_on_failure(await self.driver.rpc(Rpc.REPORT)))
+        replicas = [{"replica": rep, "ranks": [{"rank": r["rank"], "fields": [
+            {"name": f["name"], "state": f["state"], "sha256": f["sha256"]} for f in r["fields"]]}
+            for r in sorted(rs, key=lambda r: r["rank"])]} for rep, rs in groups.items()]
+        shapes = [[[(f["state"], f["sha256"]) for f in rank["fields"]] for rank in rep["ranks"]] for rep in replicas]
+        return {"consistent": all(s == shapes[0] for s in shapes), "replicas": replicas}
 
     # -- reads ---------------------------------------------------------------
 
     def index(self, field_id: str) -> int:
+        """A field's index from its index, its config name or its shown name (a
+        config name always means its own field)."""
         try:
             return resolve_field_id(self.names, field_id)
         except KeyError as exc:
+            shown = [self.manifest.fields[name].name for name in self.names]
+            if field_id in shown:
+                return shown.index(field_id)
             raise AdminError(404, "unknown_field", exc.args[0]) from None
 
     def describe(self, index: int) -> dict:
@@ -115,7 +196,8 @@ class MemoryService:
 
     async def export(self, index: int) -> tuple[bytes, str]:
         field, _ = await self._live_field(index)
-        field.metadata = {"source": f"export of {self.names[index]} at memory version {self.manifest.version}"}
+        field.name = self.manifest.fields[self.names[index]].name  # a PUT of the export is a no-op, also after a rename
+        field.metadata = {"source": f"export of {field.name} at memory version {self.manifest.version}"}
         data = await asyncio.to_thread(field_to_bytes, field)
         return data, self.manifest.fields[self.names[index]].sha256
 
@@ -126,37 +208,65 @@ class MemoryService:
         field.check_compatible(self.geometry, self.backbone)
         return field
 
+    async def _validated(self, data: bytes, op: str) -> Field:
+        """``_validate`` in a thread; a refusal is counted and becomes an ``AdminError``."""
+        try:
+            field = await asyncio.to_thread(self._validate, data)
+        except FieldError as exc:
+            self.metrics.swaps.labels(op, "rejected").inc()
+            raise AdminError(exc.status, type(exc).__name__, str(exc)) from None
+        if field.name.isascii() and field.name.isdigit():
+            self.metrics.swaps.labels(op, "rejected").inc()
+            raise AdminError(422, "bad_field_name", f"field name {field.name[:40]!r} is digits: it would read as an index")
+        return field
+
+    def _check_name(self, index: int, name: str, allow_rename: bool) -> None:
+        """A file made for another field is refused onto a non-empty field,
+        unless the request allows it; an empty field takes any name."""
+        current = self.manifest.fields[self.names[index]]
+        if name != current.name and current.state == "active" and not allow_rename:
+            raise AdminError(409, "field_name_mismatch",
+                             f"the file is a field for {name[:200]!r}, but field {index} holds {current.name!r}: "
+                             f"pass allow_rename=true to load it there anyway (the field is then shown as "
+                             f"{name[:200]!r}), or zero the field first")
+
     def resolve_memory_path(self, memory_dir: Path, relative: str) -> Path:
         """A path under the memory folder, or a 403; symlinks cannot escape."""
         if not isinstance(relative, str) or not relative or "\0" in relative:
             raise AdminError(400, "bad_path", "path must be a non-empty string")
-        candidate = (memory_dir / relative).resolve()
-        if candidate != memory_dir and memory_dir not in candidate.parents:
+        try:
+            candidate = (memory_dir / relative).resolve()
+            inside = candidate == memory_dir or memory_dir in candidate.parents
+            is_file = inside and candidate.is_file()
+        except (OSError, ValueError) as exc:  # a name too long, unencodable, unreadable
+            raise AdminError(400, "bad_path", f"cannot resolve {relative[:200]!r}: {exc}"[:500]) from None
+        if not inside:
             raise AdminError(403, "path_outside_memory_dir", f"{relative!r} is outside the memory folder")
-        if not candidate.is_file():
+        if not is_file:
             raise AdminError(404, "file_not_found", f"{relative!r} is not a file in the memory folder")
         if candidate.stat().st_size > self.max_bytes:
             raise AdminError(413, "too_large", f"{relative!r} is over the {self.max_bytes}-byte limit")
         return candidate
 
-    async def put(self, index: int, data: bytes, source: str, if_match: str | None) -> dict:
+    async def put(self, index: int, data: bytes, source: str, if_match: str | None, allow_rename: bool = False) -> dict:
         started = time.perf_counter()
-        try:
-            field = await asyncio.to_thread(self._validate, data)
-        except FieldError as exc:
-            self.metrics.swaps.labels("put", "rejected").inc()
-            raise AdminError(exc.status, type(exc).__name__, str(exc)) from None
+        field = await self._validated(data, "put")
         async with self.lock:
             self._check_if_match(index, if_match)
+            try:
+                self._check_name(index, field.name, allow_rename)
+            except AdminError:
+                self.metrics.swaps.labels("put", "rejected").inc()
+                raise
             record = self.manifest.fields[self.names[index]]
             new_state = "zeroed" if field.is_empty() else "active"
-            if field.sha256() == record.sha256 and new_state == record.state:
+            if field.sha256() == record.sha256 and new_state == record.state and field.name == record.name:
                 self.metrics.swaps.labels("put", "noop").inc()
                 return self.describe(index)  # identical contents: nothing to do
             path = await asyncio.to_thread(self.store.store_field_file, field.sha256(), data)
             await self._change(self.driver.apply(index, str(path), source, self.max_bytes, self._next_version), "put")
             file = str(path.relative_to(self.store.state_dir))
-            return await self._record(index, source, file, started, "put")
+            return await self._record(index, source, file, started, "put", field.name)
 
     async def zero(self, index: int, if_match: str | None) -> dict:
         started = time.perf_counter()
@@ -185,19 +295,162 @@ class MemoryService:
             self.metrics.swaps.labels(op, "rejected" if exc.phase == "stage" else "failed").inc()
             raise
 
-    async def _record(self, index: int, source: str, file: str | None, started: float, op: str) -> dict:
-        live, state = await self._live_field(index)
-        name = self.names[index]
+    async def _record(self, index: int, source: str, file: str | None, started: float, op: str,
+                      shown: str | None = None) -> dict:
         self.manifest.version += 1
-        self.manifest.fields[name] = FieldRecord(
-            name=name, state=state, sha256=live.sha256(), source=source,
+        await self._record_field(index, source, file, shown)
+        await asyncio.to_thread(self.store.save, self.manifest)
+        self._done(op, started)
+        return self.describe(index)
+
+    async def _record_field(self, index: int, source: str, file: str | None, shown: str | None) -> None:
+        """Field ``index`` in the manifest as it is live now, at the manifest's version."""
+        live, state = await self._live_field(index)
+        key = self.names[index]
+        self.manifest.fields[key] = FieldRecord(
+            name=shown or self.manifest.fields[key].name, state=state, sha256=live.sha256(), source=source,
             version=self.manifest.version, updated_at=_now(), file=file,
         )
-        await asyncio.to_thread(self.store.save, self.manifest)
+
+    def _done(self, op: str, started: float) -> None:
         self.metrics.swaps.labels(op, "ok").inc()
         self.metrics.duration.observe(time.perf_counter() - started)
         self._publish()
-        return self.describe(index)
+
+    # -- transactions (two-phase changes across a fleet of servers) ----------
+
+    def _transaction(self, tx_id: str) -> TransactionRecord:
+        tx = self.transactions.get(tx_id)
+        if tx is None:
+            raise AdminError(404, "unknown_transaction", f"no transaction {tx_id[:100]!r} on this server")
+        return tx
+
+    @staticmethod
+    def _state(tx: TransactionRecord) -> str:
+        return "expired" if tx.state == "staged" and time.time() >= tx.expires_at else tx.state
+
+    def describe_transaction(self, tx: TransactionRecord) -> dict:
+        return {
+            "id": tx.id, "state": self._state(tx), "created_at": _iso(tx.created_at),
+            "expires_at": _iso(tx.expires_at), "committed_at": _iso(tx.committed_at), "version": tx.version,
+            "changes": [{"id": c.field, "field": c.base["name"], "name": c.name, "state": c.state,
+                         "sha256": c.sha256, "source": c.source} for c in tx.changes],
+            "fields": tx.fields,
+        }
+
+    def get_transaction(self, tx_id: str) -> dict:
+        """A transaction's state; an aborted one is gone (404 ``transaction_aborted``)."""
+        tx = self._transaction(tx_id)
+        if tx.state == "aborted":
+            raise AdminError(404, "transaction_aborted", f"transaction {tx.id!r} was aborted")
+        return self.describe_transaction(tx)
+
+    async def stage(self, tx_id: str | None, ttl: float, requests: list[ChangeRequest]) -> dict:
+        """Validate every change as a PUT would and keep the files; nothing live
+        changes. Staging the same changes again under the same id is a no-op
+        (an expired one is staged afresh)."""
+        if len({r.index for r in requests}) != len(requests):
+            raise AdminError(400, "bad_request", "a transaction changes each field at most once")
+        fields = [None if r.data is None else await self._validated(r.data, "stage") for r in requests]
+        async with self.lock:
+            changes = []
+            for r, field in zip(requests, fields):
+                current = self.manifest.fields[self.names[r.index]]
+                base = {"name": current.name, "state": current.state, "sha256": current.sha256}
+                if field is None:
+                    changes.append(StagedChange(r.index, current.name, "zeroed", self.zero_sha256, r.source, None, base))
+                    continue
+                self._check_name(r.index, field.name, r.allow_rename)
+                state = "zeroed" if field.is_empty() else "active"
+                changes.append(StagedChange(r.index, field.name, state, field.sha256(), r.source, "", base))
+            old = self.transactions.get(tx_id) if tx_id else None
+            plan = [(c.field, c.name, c.state, c.sha256) for c in changes]
+            if old is not None:
+                if self._state(old) == "staged" and [(c.field, c.name, c.state, c.sha256) for c in old.changes] == plan:
+                    return self.describe_transaction(old)  # a retried stage
+                if self._state(old) != "expired":
+                    what = "staged with other changes" if self._state(old) == "staged" else self._state(old)
+                    raise AdminError(409, "transaction_exists", f"transaction {tx_id!r} is {what}: choose another id")
+            live = sum(1 for t in self.transactions.values() if self._state(t) == "staged")
+            if live >= MAX_STAGED_TRANSACTIONS:
+                raise AdminError(429, "too_many_transactions",
+                                 f"{live} transactions are staged: commit or abort one, or wait for them to expire")
+            for c, r, field in zip(changes, requests, fields):
+                if field is not None:
+                    path = await asyncio.to_thread(self.store.store_field_file, c.sha256, r.data)
+                    c.file = str(path.relative_to(self.store.state_dir))
+            now = time.time()
+            tx = TransactionRecord(id=tx_id or f"tx-{secrets.token_hex(8)}", state="staged", created_at=now,
+                                   expires_at=now + ttl, changes=changes)
+            await asyncio.to_thread(self.tx_store.save, tx)
+            self.transactions[tx.id] = tx
+            self._forget_old_transactions()
+            self.metrics.swaps.labels("stage", "ok").inc()
+            return self.describe_transaction(tx)
+
+    @cached_property
+    def zero_sha256(self) -> str:
+        """The checksum of a zeroed field (all zeros, whichever field)."""
+        return tensors_sha256({k: torch.zeros(shape) for k, shape in self.geometry.tensor_shapes().items()})
+
+    async def commit(self, tx_id: str) -> dict:
+        """All the transaction's changes in one engine change, one version and
+        one manifest write; committing it again answers the same."""
+        started = time.perf_counter()
+        async with self.lock:
+            tx = self._transaction(tx_id)
+            state = self._state(tx)
+            if state == "committed":
+                return self.describe_transaction(tx)
+            if state == "aborted":
+                raise AdminError(409, "transaction_aborted", f"transaction {tx.id!r} was aborted: nothing to commit")
+            if state == "expired":
+                raise AdminError(410, "transaction_expired",
+                                 f"transaction {tx.id!r} expired at {_iso(tx.expires_at)} uncommitted: stage it again")
+            moved = [c for c in tx.changes if self._base(c.field) != c.base]
+            if moved:
+                raise AdminError(409, "transaction_conflict", "changed since the transaction was staged: " + ", ".join(
+                    f"field {c.field} ({c.base['name']}: {c.base['sha256'][:12]} -> "
+                    f"{self.manifest.fields[self.names[c.field]].sha256[:12]})" for c in moved))
+            changes = [Change(c.field, None if c.file is None else str(self.store.state_dir / c.file), c.source)
+                       for c in tx.changes]
+            await self._change(self.driver.apply_changes(changes, self.max_bytes, self._next_version), "commit")
+            self.manifest.version += 1
+            for c in tx.changes:
+                await self._record_field(c.field, c.source, c.file, c.name)
+            self.manifest.transactions[tx.id] = self.manifest.version
+            for old in list(self.manifest.transactions)[:-KEPT_TRANSACTIONS]:
+                del self.manifest.transactions[old]
+            await asyncio.to_thread(self.store.save, self.manifest)  # the commit point
+            tx.state, tx.version, tx.committed_at = "committed", self.manifest.version, time.time()
+            tx.fields = [self.describe(c.field) for c in tx.changes]
+            await asyncio.to_thread(self.tx_store.save, tx)
+            self._done("commit", started)
+            return self.describe_transaction(tx)
+
+    def _base(self, index: int) -> dict[str, str]:
+        record = self.manifest.fields[self.names[index]]
+        return {"name": record.name, "state": record.state, "sha256": record.sha256}
+
+    async def abort(self, tx_id: str) -> dict:
+        """Drop a staged (or expired) transaction; aborting it again answers the same."""
+        async with self.lock:
+            tx = self._transaction(tx_id)
+            if tx.state == "committed":
+                raise AdminError(409, "transaction_committed", f"transaction {tx.id!r} is committed: it cannot be aborted")
+            if tx.state != "aborted":
+                tx.state = "aborted"
+                await asyncio.to_thread(self.tx_store.save, tx)
+                self.metrics.swaps.labels("abort", "ok").inc()
+            return self.describe_transaction(tx)
+
+    def _forget_old_transactions(self) -> None:
+        """Keep the newest ``KEPT_TRANSACTIONS`` finished records (staged ones stay)."""
+        finished = sorted((t for t in self.transactions.values() if self._state(t) != "staged"),
+                          key=lambda t: t.created_at, reverse=True)
+        for tx in finished[KEPT_TRANSACTIONS:]:
+            self.tx_store.delete(tx.id)
+            del self.transactions[tx.id]
 
     def _publish(self) -> None:
         live_version.value = self.manifest.version  # stamped on every /v1 response

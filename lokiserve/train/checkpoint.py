@@ -15,6 +15,14 @@ from lokiserve.train.tokenizer import load_tokenizer, save_hf_tokenizer, train_t
 from lokiserve.train.world import RESERVE_FIELD, World, build_world, write_facts
 
 
+# The demo is a plain language model of facts, not a chat model: a chat is its
+# messages' text after <s>, so /v1/chat/completions asks what /v1/completions does.
+DEMO_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] != 'system' %}"
+    "{{ message['content'] }}{% if not loop.last %} {% endif %}{% endif %}{% endfor %}"
+)
+
+
 def build_artifacts(cfg: TrainConfig, run_dir: Path):
     """World + tokenizer (deterministic); the tokenizer is written to run_dir/tokenizer."""
     world = build_world(cfg.seed, cfg.entities_per_domain, cfg.new_entities)
@@ -44,8 +52,8 @@ def load_checkpoint(path: Path, cfg: TrainConfig) -> dict:
 
 def save_demo(model: LoKiFormerForCausalLM, world: World, run_dir: str | Path, out_dir: str | Path,
               codebook: torch.Tensor | None = None) -> Path:
-    """memories/demo: config, safetensors weights (reserve field zeroed), tokenizer,
-    world.jsonl and the value codebook."""
+    """memories/demo: config, safetensors weights (reserve field zeroed), tokenizer
+    (with ``DEMO_CHAT_TEMPLATE``), world.jsonl and the value codebook."""
     from transformers import GenerationConfig, PreTrainedTokenizerFast
 
     out_dir = Path(out_dir)
@@ -55,7 +63,9 @@ def save_demo(model: LoKiFormerForCausalLM, world: World, run_dir: str | Path, o
     gc = GenerationConfig(bos_token_id=model.config.bos_token_id, eos_token_id=model.config.eos_token_id,
                           pad_token_id=model.config.pad_token_id, do_sample=False)
     gc.save_pretrained(str(out_dir))
-    PreTrainedTokenizerFast.from_pretrained(str(Path(run_dir) / "tokenizer")).save_pretrained(str(out_dir))
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(Path(run_dir) / "tokenizer"))
+    tokenizer.chat_template = DEMO_CHAT_TEMPLATE
+    tokenizer.save_pretrained(str(out_dir))
     write_facts(world.facts, out_dir / "world.jsonl")
     if codebook is not None:
         save_codebook(codebook, out_dir / (model.config.kmm_value_codebook or VALUE_CODEBOOK))

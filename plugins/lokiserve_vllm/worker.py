@@ -7,20 +7,29 @@ Each rank validates and writes its own shard. Results are plain dicts (errors
 included) so they cross process boundaries unchanged.
 
 Changes are two-phase (``lokiserve.control.MemoryDriver`` drives them):
-``stage`` validates and holds a change (a field file, or "make it empty"),
-changing nothing; ``commit`` writes it after taking a backup, and restores the
-backup itself if the write fails; ``rollback_last`` undoes this rank's last
-commit when another rank's commit failed; ``discard`` drops what is held.
+``stage`` validates and holds a set of changes (field files, or "make it
+empty"), all or none, changing nothing; ``commit`` writes them after taking a
+backup, and restores the backup itself if a write fails; ``rollback_last``
+undoes this rank's last commit when another rank's (or replica's) commit
+failed; ``discard`` drops what is held.
 Every memory operation goes through the model's ``FieldMemory``.
 """
 
 from __future__ import annotations
 
+import os
 import traceback
 from dataclasses import dataclass
 
 from lokiserve.control import error_result
 from lokiserve.memory import DEFAULT_MAX_FILE_BYTES, Field, FieldError, MemorySnapshot, read_field
+
+
+# Fault injection for tests of the all-or-none guarantee across processes:
+# "PHASE@REPLICA" makes the first PHASE (stage | commit) on every rank of that
+# data-parallel replica fail. Unset in production; lokiserve_arm_fault does the
+# same for one rank through collective_rpc.
+FAULT_ENV = "LOKISERVE_INJECT_FAULT"
 
 
 @dataclass
@@ -32,9 +41,8 @@ class _Staged:
 
 @dataclass
 class _Committed:
-    index: int
-    backup: MemorySnapshot
-    source: str  # the field's source before the commit
+    backup: MemorySnapshot  # every changed field, as it was
+    sources: dict[int, str]  # each changed field's source before the commit
 
 
 class LoKiFormerWorkerExtension:
@@ -56,57 +64,61 @@ class LoKiFormerWorkerExtension:
 
     # -- phase 1 ---------------------------------------------------------------
 
-    def lokiserve_stage_field(self, field_id, path: str, source: str | None = None,
-                              max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> dict:
-        """Read and fully validate a field file; hold it until commit. Changes nothing."""
-        self._lokiserve_staged = None
+    def lokiserve_stage(self, changes: list[dict], max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> dict:
+        """Validate every change and hold them all until commit, or hold none.
+        A change is ``{"field": id, "path": file or None (zero), "source": str}``.
+        Changes nothing in the model."""
+        self._lokiserve_staged = []
+        staged = []
         try:
             model = self._lokiserve_model()
-            index = model.field_memory.index(field_id)
-            field = read_field(path, max_bytes=max_bytes)
-            model.validate_field(field)
+            for change in changes:
+                index = model.field_memory.index(change["field"])
+                field = None
+                if change.get("path") is not None:
+                    field = read_field(change["path"], max_bytes=max_bytes)
+                    model.validate_field(field)
+                staged.append(_Staged(index, field, change.get("source") or str(change.get("path") or "zeroed")))
+            self._lokiserve_take_fault("stage")
         except (FieldError, KeyError, OSError, RuntimeError) as exc:
             return error_result(exc)
-        self._lokiserve_staged = _Staged(index, field, source or str(path))
-        return self._lokiserve_ok(index=index, sha256=field.sha256())
-
-    def lokiserve_stage_zero(self, field_id, source: str = "zeroed") -> dict:
-        """Hold "make field ``field_id`` empty" until commit. Changes nothing."""
-        self._lokiserve_staged = None
-        try:
-            index = self._lokiserve_model().field_memory.index(field_id)
-        except (KeyError, RuntimeError) as exc:
-            return error_result(exc)
-        self._lokiserve_staged = _Staged(index, None, source)
-        return self._lokiserve_ok(index=index)
+        if len({s.index for s in staged}) != len(staged):
+            return {"ok": False, "error": "DuplicateField", "status": 400, "message": "a field appears twice in one change"}
+        self._lokiserve_staged = staged
+        return self._lokiserve_ok(fields=[s.index for s in staged],
+                                  sha256=[s.field.sha256() if s.field is not None else None for s in staged])
 
     def lokiserve_discard_staged(self) -> dict:
-        self._lokiserve_staged = None
+        self._lokiserve_staged = []
         return self._lokiserve_ok()
 
     # -- phase 2 ---------------------------------------------------------------
 
     def lokiserve_commit_staged(self) -> dict:
-        """Write the staged change into every KMM layer of this rank, or nothing."""
-        staged: _Staged | None = getattr(self, "_lokiserve_staged", None)
-        if staged is None:
-            return {"ok": False, "error": "NothingStaged", "status": 409, "message": "no field staged on this rank"}
-        self._lokiserve_staged = None
+        """Write every staged change into every KMM layer of this rank, or nothing."""
+        staged: list[_Staged] = getattr(self, "_lokiserve_staged", None) or []
+        if not staged:
+            return {"ok": False, "error": "NothingStaged", "status": 409, "message": "nothing staged on this rank"}
+        self._lokiserve_staged = []
         self._lokiserve_last = None  # a failed commit must never roll back an older one
         model = self._lokiserve_model()
         memory = model.field_memory
-        backup = memory.snapshot([staged.index])
+        backup = memory.snapshot([s.index for s in staged])
         try:
-            if staged.field is None:
-                memory.zero(staged.index)
-            else:
-                memory.write(staged.index, staged.field)
+            self._lokiserve_take_fault("commit")
+            for s in staged:
+                if s.field is None:
+                    memory.zero(s.index)
+                else:
+                    memory.write(s.index, s.field)
         except Exception as exc:  # restore, then report
             memory.restore(backup)
             return error_result(exc) | {"trace": traceback.format_exc(limit=3)}
-        self._lokiserve_last = _Committed(staged.index, backup, model.field_sources.get(staged.index, "checkpoint"))
-        model.field_sources[staged.index] = staged.source
-        return self._lokiserve_ok(**self._lokiserve_field_entry(model, staged.index))
+        self._lokiserve_last = _Committed(backup, {s.index: model.field_sources.get(s.index, "checkpoint")
+                                                   for s in staged})
+        for s in staged:
+            model.field_sources[s.index] = s.source
+        return self._lokiserve_ok(fields=[self._lokiserve_field_entry(model, s.index) for s in staged])
 
     def lokiserve_rollback_last(self) -> dict:
         """Undo this rank's last commit (used when another rank's commit failed)."""
@@ -115,9 +127,36 @@ class LoKiFormerWorkerExtension:
             return self._lokiserve_ok(rolled_back=False)
         model = self._lokiserve_model()
         model.field_memory.restore(last.backup)
-        model.field_sources[last.index] = last.source
+        model.field_sources.update(last.sources)
         self._lokiserve_last = None
         return self._lokiserve_ok(rolled_back=True)
+
+    # -- fault injection (tests) -------------------------------------------------
+
+    def lokiserve_arm_fault(self, phase: str) -> dict:
+        """Make this rank's next ``stage`` or ``commit`` fail (reachable only
+        through ``collective_rpc``, never over HTTP): how the tests prove that a
+        failure on one rank of one replica changes nothing anywhere."""
+        if phase not in ("stage", "commit"):
+            return {"ok": False, "error": "BadPhase", "status": 400, "message": f"unknown phase {phase!r}"}
+        self._lokiserve_fault = phase
+        return self._lokiserve_ok(armed=phase)
+
+    def _lokiserve_take_fault(self, phase: str) -> None:
+        if getattr(self, "_lokiserve_fault", None) == phase:
+            self._lokiserve_fault = None
+            raise RuntimeError(f"injected {phase} fault on rank {self._lokiserve_rank()}")
+        spec = os.environ.get(FAULT_ENV)
+        if spec and not getattr(self, "_lokiserve_env_fault_taken", False):
+            want, _, replica = spec.partition("@")
+            # data_parallel_index: the engine's DP rank (vLLM resets data_parallel_rank
+            # to 0 in every engine of a dense model, whose replicas run independently)
+            pc = self.parallel_config
+            here = getattr(pc, "data_parallel_index", None)
+            here = pc.data_parallel_rank if here is None else here
+            if want == phase and int(replica or 0) == here:
+                self._lokiserve_env_fault_taken = True
+                raise RuntimeError(f"injected {phase} fault on data-parallel replica {here} ({FAULT_ENV})")
 
     # -- reads -------------------------------------------------------------------
 
