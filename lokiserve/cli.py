@@ -262,6 +262,18 @@ def cmd_serve(args) -> int:
 # --------------------------------------------------------------------------- main
 
 
+def add_convert_parser(sub) -> argparse.ArgumentParser:
+    from lokiserve.convert.cli import add_convert_parser as add
+
+    return add(sub)
+
+
+def add_fields_parser(sub) -> argparse.ArgumentParser:
+    from lokiserve.admin_cli import add_fields_parser as add
+
+    return add(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lokiserve", description="LoKiFormer knowledge-memory server tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -269,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_field_parser(sub)
     add_eval_parser(sub)
     add_serve_parser(sub)
+    add_fields_parser(sub)
+    add_convert_parser(sub)
     return parser
 
 
