@@ -98,6 +98,9 @@ def add_fields_parser(sub) -> argparse.ArgumentParser:
                    help="instead of FILE: a field file relative to the server's --memory-dir, read by the server")
     a.add_argument("--if-match", metavar="SHA256", help="apply only if the field's current sha256 is SHA256")
     a.add_argument("--source", help="label recorded as the field's source (default: FILE's name)")
+    a.add_argument("--allow-rename", action="store_true",
+                   help="accept a file made for another field (its name differs) onto a non-empty field; the field "
+                   "then shows the file's name (without it the server answers 409)")
     a.set_defaults(func=cmd_put)
 
     a = actions.add_parser("zero", parents=[common], help="remove a field from retrieval",
@@ -266,6 +269,8 @@ def cmd_put(args) -> int:
         headers["Content-Type"] = "application/octet-stream"
         headers["X-Lokiserve-Source"] = source.encode("ascii", "replace").decode()  # HTTP headers are ASCII
         kwargs = {"content": data}
+    if args.allow_rename:
+        kwargs["params"] = {"allow_rename": "true"}
     body = request(args, "PUT", field_path(args.field), headers=headers, **kwargs).json()
     print_answer(args, body, format_field(body))
     return 0

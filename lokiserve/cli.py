@@ -274,6 +274,12 @@ def add_fields_parser(sub) -> argparse.ArgumentParser:
     return add(sub)
 
 
+def add_fleet_parser(sub) -> argparse.ArgumentParser:
+    from lokiserve.fleet_cli import add_fleet_parser as add
+
+    return add(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lokiserve", description="LoKiFormer knowledge-memory server tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -282,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_serve_parser(sub)
     add_fields_parser(sub)
+    add_fleet_parser(sub)
     add_convert_parser(sub)
     return parser
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import threading
 import time
 from pathlib import Path
@@ -17,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from safetensors.torch import save
 
-from lokiserve.memory import FORMAT, field_to_bytes, read_field
+from lokiserve.memory import field_to_bytes, read_field
 from tests.engine_utils import DEMO, demo_available, reference
-from tests.admin_utils import MAX_FIELD_BYTES, TOKEN, Server, checksums, listing, serve_cmd  # noqa: F401
+from tests.admin_utils import (MAX_FIELD_BYTES, TOKEN, Server, checksums, hostile_requests, listing,  # noqa: F401
+                               raw_put_declaring, serve_cmd)
 from tests.server_utils import stop
 from tests.test_vllm_engine import checkpoint  # noqa: F401
 
@@ -220,72 +219,6 @@ def test_zero_restore_and_edit_a_domain_field(server, admin):
 # --------------------------------------------------------------------------- hostile input
 
 
-def hostile_requests(admin, checkpoint, tmp_path) -> list[tuple[str, dict, int]]:
-    """(label, request kwargs, expected status)."""
-    ref = reference(checkpoint)
-    good = field_to_bytes(ref.export_field(1))
-    tensors = {k: v.clone() for k, v in ref.export_field(1).tensors().items()}
-    meta = {"format": FORMAT, "name": ref.field_names[1], "backbone": ref.backbone_hash()}
-    first = next(iter(tensors))
-    nan = dict(tensors)
-    nan[first] = nan[first].clone()
-    nan[first][0, 0] = float("nan")
-    half = dict(tensors)
-    half[first] = half[first].half()
-    shape = {k: (v[:, :-1].contiguous() if k.endswith("keys") else v) for k, v in tensors.items()}
-    extra = dict(tensors)
-    extra["layers.0.bias"] = torch.zeros(3)
-    octet = {"Content-Type": "application/octet-stream"}
-
-    def chunked_over_limit():  # no Content-Length: the server must count as it reads
-        for _ in range(MAX_FIELD_BYTES // (1 << 20) + 2):
-            yield b"\0" * (1 << 20)
-
-    current = listing(admin)["fields"][1]["sha256"]
-    (tmp_path / "outside.safetensors").write_bytes(good)
-    return [
-        ("empty body", dict(method="PUT", url="/memory/fields/1", content=b"", headers=octet), 400),
-        ("truncated", dict(method="PUT", url="/memory/fields/1", content=good[: len(good) // 2], headers=octet), 400),
-        ("header only", dict(method="PUT", url="/memory/fields/1", content=good[:8], headers=octet), 400),
-        ("header bomb", dict(method="PUT", url="/memory/fields/1", content=struct.pack("<Q", 1 << 40) + b"{}", headers=octet), 400),
-        ("garbage", dict(method="PUT", url="/memory/fields/1", content=os.urandom(4096), headers=octet), 400),
-        ("no metadata", dict(method="PUT", url="/memory/fields/1", content=save(tensors), headers=octet), 400),
-        ("wrong format", dict(method="PUT", url="/memory/fields/1", content=save(tensors, metadata={**meta, "format": "x/1"}), headers=octet), 400),
-        ("nan", dict(method="PUT", url="/memory/fields/1", content=save(nan, metadata=meta), headers=octet), 422),
-        ("fp16", dict(method="PUT", url="/memory/fields/1", content=save(half, metadata=meta), headers=octet), 422),
-        ("wrong shape", dict(method="PUT", url="/memory/fields/1", content=save(shape, metadata=meta), headers=octet), 422),
-        ("extra tensor", dict(method="PUT", url="/memory/fields/1", content=save(extra, metadata=meta), headers=octet), 422),
-        ("wrong backbone", dict(method="PUT", url="/memory/fields/1", content=save(tensors, metadata={**meta, "backbone": "0" * 64}), headers=octet), 409),
-        ("huge streamed body", dict(method="PUT", url="/memory/fields/1", content=chunked_over_limit(), headers=octet), 413),
-        ("path traversal", dict(method="PUT", url="/memory/fields/1", json={"path": "../../../etc/passwd"}), 403),
-        ("absolute path outside", dict(method="PUT", url="/memory/fields/1", json={"path": str(tmp_path / "outside.safetensors")}), 403),
-        ("missing path file", dict(method="PUT", url="/memory/fields/1", json={"path": "nope.safetensors"}), 404),
-        ("json without path", dict(method="PUT", url="/memory/fields/1", json={"file": "x"}), 400),
-        ("json not object", dict(method="PUT", url="/memory/fields/1", content=b"[1,2", headers={"Content-Type": "application/json"}), 400),
-        ("bad content type", dict(method="PUT", url="/memory/fields/1", content=good, headers={"Content-Type": "text/plain"}), 415),
-        ("unknown id name", dict(method="PUT", url="/memory/fields/nope", content=good, headers=octet), 404),
-        ("unknown id index", dict(method="POST", url="/memory/fields/99/zero"), 404),
-        ("unknown id get", dict(method="GET", url="/memory/fields/-1"), 404),
-        ("bad If-Match", dict(method="PUT", url="/memory/fields/1", content=good, headers={**octet, "If-Match": "0" * 64}), 412),
-        ("bad If-Match zero", dict(method="POST", url="/memory/fields/1/zero", headers={"If-Match": current[::-1]}), 412),
-        ("missing token", dict(method="PUT", url="/memory/fields/1", content=good, headers={**octet, "Authorization": ""}), 401),
-        ("bad token", dict(method="POST", url="/memory/fields/1/zero", headers={"Authorization": "Bearer nope"}), 401),
-    ]
-
-
-def raw_put_declaring(port: int, length: int) -> bytes:
-    """A PUT that declares a huge Content-Length but sends almost nothing:
-    the server must refuse on the header alone, without waiting for the body."""
-    import socket
-
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(
-            f"PUT /memory/fields/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-            f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n".encode() + b"x" * 100
-        )
-        return sock.recv(4096)
-
-
 def test_hostile_requests_get_documented_errors_and_change_nothing(server, admin, checkpoint, tmp_path):
     before = listing(admin)
     cases = hostile_requests(admin, checkpoint, tmp_path)
@@ -409,7 +342,9 @@ def test_restart_restores_the_manifest_even_after_kill_9(server, admin, checkpoi
     ref = reference(checkpoint)
     name = ref.field_names[1]
     assert admin.post(f"/memory/fields/{name}/zero").status_code == 200
-    moved = field_to_bytes(ref.export_field(0))  # field 0's contents into slot 2
+    moved_field = ref.export_field(0)  # field 0's contents into slot 2, under slot 2's name (no rename)
+    moved_field.name = ref.field_names[2]
+    moved = field_to_bytes(moved_field)
     r = admin.put(f"/memory/fields/{ref.field_names[2]}", content=moved, headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 200
     committed = listing(admin)

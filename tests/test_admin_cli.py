@@ -231,3 +231,22 @@ def test_vllm_bench_serve_runs_against_lokiserve(server):
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
     assert re.search(r"Successful requests:\s+8\b", r.stdout), r.stdout[-3000:]
     assert "Failed requests" not in r.stdout or re.search(r"Failed requests:\s+0\b", r.stdout), r.stdout[-3000:]
+
+
+def test_a_file_made_for_another_field_needs_allow_rename(cli, server, tmp_path):
+    fields = api(server)["fields"]
+    if len(fields) < 2 or fields[0]["state"] != "active":
+        pytest.skip("needs two fields, the first active")
+    first, second = fields[0]["name"], fields[1]["name"]
+    saved, other = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
+    ok(cli("export", first, str(saved)))
+    ok(cli("export", second, str(other)))
+    before = api(server)
+    message = failed(cli("put", first, str(other)))
+    assert "409" in message and first in message and second in message, message
+    assert api(server) == before  # refused: nothing changed
+    ok(cli("put", first, str(other), "--allow-rename"))
+    assert api(server, "/memory/fields/0")["sha256"] == fields[1]["sha256"]
+    ok(cli("put", "0", str(saved), "--allow-rename"))  # back as it was, under its own name
+    assert api(server, "/memory/fields/0")["sha256"] == fields[0]["sha256"]
+    assert api(server, "/memory/fields/0")["name"] == first

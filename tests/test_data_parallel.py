@@ -18,7 +18,7 @@ import httpx
 import pytest
 import torch
 
-from tests.admin_utils import TOKEN, Server, listing
+from tests.admin_utils import Server, listing
 from tests.engine_utils import reference
 from tests.test_vllm_engine import checkpoint  # noqa: F401
 
@@ -26,22 +26,12 @@ pytestmark = pytest.mark.engine
 HEADER = "x-lokiserve-memory-version"
 
 
-class DPServer(Server):
-    def context(self):
-        from tests.server_utils import running
-        from tests.admin_utils import serve_cmd
-
-        cmd = serve_cmd(self.model, self.port, self.admin_port, self.state_dir) + [
-            "--data-parallel-size", "2", "--max-num-seqs", "16", "--max-model-len", "256"]
-        env = {"LOKISERVE_ADMIN_TOKEN": TOKEN, "VLLM_CPU_OMP_THREADS_BIND": "0|1",
-               # the first commit on replica 1 fails: the all-or-none test below uses it
-               "LOKISERVE_INJECT_FAULT": "commit@1"}
-        return running(cmd, f"{self.admin}/healthz", self.log, env=env, timeout=600)
-
-
 @pytest.fixture(scope="module")
 def server(checkpoint, tmp_path_factory):  # noqa: F811
-    srv = DPServer(checkpoint, tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("log") / "serve.log")
+    srv = Server(checkpoint, tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("log") / "serve.log",
+                 extra=["--data-parallel-size", "2", "--max-num-seqs", "16", "--max-model-len", "256"],
+                 # one core per engine; the first commit on replica 1 fails (the all-or-none test uses it)
+                 env={"VLLM_CPU_OMP_THREADS_BIND": "0|1", "LOKISERVE_INJECT_FAULT": "commit@1"}, timeout=600)
     with srv.context() as proc:
         srv.proc = proc
         yield srv
