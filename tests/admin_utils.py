@@ -66,6 +66,16 @@ class Server:
         return [int(t.split(":")[1]) for t in r.json()["choices"][0]["logprobs"]["tokens"]]
 
 
+def serving(model: Path, tmp_path_factory, state_dir: Path | None = None, **kw):
+    """A module fixture's body: one real ``lokiserve serve`` of ``model`` for the
+    module (``yield from serving(...)``); ``kw`` are ``Server``'s."""
+    srv = Server(model, state_dir or tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("log") / "serve.log",
+                 **kw)
+    with srv.context() as proc:
+        srv.proc = proc
+        yield srv
+
+
 def listing(admin) -> dict:
     r = admin.get("/memory/fields")
     assert r.status_code == 200, r.text

@@ -19,7 +19,7 @@ import torch
 
 from lokiserve.memory import field_to_bytes, read_field
 from tests.engine_utils import DEMO, demo_available, reference
-from tests.admin_utils import (MAX_FIELD_BYTES, TOKEN, Server, checksums, hostile_requests, listing,  # noqa: F401
+from tests.admin_utils import (serving, MAX_FIELD_BYTES, TOKEN, Server, checksums, hostile_requests, listing,  # noqa: F401
                                raw_put_declaring, serve_cmd)
 from tests.server_utils import stop
 from tests.test_vllm_engine import checkpoint  # noqa: F401
@@ -32,10 +32,7 @@ def state_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(checkpoint, state_dir, tmp_path_factory):
-    srv = Server(checkpoint, state_dir, tmp_path_factory.mktemp("log") / "serve.log")
-    with srv.context() as proc:
-        srv.proc = proc
-        yield srv
+    yield from serving(checkpoint, tmp_path_factory, state_dir=state_dir)
 
 
 @pytest.fixture

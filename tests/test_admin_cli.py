@@ -19,7 +19,7 @@ import pytest
 from lokiserve.memory import read_field
 from tests.engine_utils import DEMO, demo_available
 from tests.server_utils import free_port
-from tests.admin_utils import TOKEN, Server
+from tests.admin_utils import serving, TOKEN
 from tests.test_vllm_engine import checkpoint  # noqa: F401
 
 pytestmark = pytest.mark.engine
@@ -28,10 +28,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module")
 def server(checkpoint, tmp_path_factory):  # noqa: F811
-    srv = Server(checkpoint, tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("log") / "serve.log")
-    with srv.context() as proc:
-        srv.proc = proc
-        yield srv
+    yield from serving(checkpoint, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import pytest
 
-from tests.admin_utils import TOKEN, Server
+from tests.admin_utils import serving, TOKEN
 from tests.test_vllm_engine import checkpoint  # noqa: F401
 
 pytestmark = pytest.mark.engine
@@ -46,10 +46,7 @@ DECLARED_ERRORS = {
 
 @pytest.fixture(scope="module")
 def server(checkpoint, tmp_path_factory):  # noqa: F811
-    srv = Server(checkpoint, tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("log") / "serve.log")
-    with srv.context() as proc:
-        srv.proc = proc
-        yield srv
+    yield from serving(checkpoint, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

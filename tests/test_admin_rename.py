@@ -17,7 +17,7 @@ import json
 import pytest
 
 from lokiserve.memory import field_to_bytes, read_field
-from tests.admin_utils import Server, checksums, listing
+from tests.admin_utils import serving, checksums, listing
 from tests.test_vllm_engine import checkpoint  # noqa: F401
 
 pytestmark = pytest.mark.engine
@@ -26,10 +26,7 @@ OCTET = {"Content-Type": "application/octet-stream"}
 
 @pytest.fixture(scope="module")
 def server(checkpoint, tmp_path_factory):  # noqa: F811
-    srv = Server(checkpoint, tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("log") / "serve.log")
-    with srv.context() as proc:
-        srv.proc = proc
-        yield srv
+    yield from serving(checkpoint, tmp_path_factory)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import torch
 
-from tests.admin_utils import Server, listing
+from tests.admin_utils import serving, listing
 from tests.engine_utils import reference
 from tests.test_vllm_engine import checkpoint  # noqa: F401
 
@@ -28,13 +28,10 @@ HEADER = "x-lokiserve-memory-version"
 
 @pytest.fixture(scope="module")
 def server(checkpoint, tmp_path_factory):  # noqa: F811
-    srv = Server(checkpoint, tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("log") / "serve.log",
-                 extra=["--data-parallel-size", "2", "--max-num-seqs", "16", "--max-model-len", "256"],
-                 # one core per engine; the first commit on replica 1 fails (the all-or-none test uses it)
-                 env={"VLLM_CPU_OMP_THREADS_BIND": "0|1", "LOKISERVE_INJECT_FAULT": "commit@1"}, timeout=600)
-    with srv.context() as proc:
-        srv.proc = proc
-        yield srv
+    yield from serving(checkpoint, tmp_path_factory,
+                       extra=["--data-parallel-size", "2", "--max-num-seqs", "16", "--max-model-len", "256"],
+                       # one core per engine; the first commit on replica 1 fails (the all-or-none test uses it)
+                       env={"VLLM_CPU_OMP_THREADS_BIND": "0|1", "LOKISERVE_INJECT_FAULT": "commit@1"}, timeout=600)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from transformers import AutoTokenizer
 from lokiserve.convert import export_source_llama
 from lokiserve.memory import Field, field_to_bytes
 from lokiserve.model import LoKiFormerForCausalLM
-from tests.admin_utils import Server, listing
+from tests.admin_utils import serving, listing
 from tests.engine_utils import make_llm, shutdown
 
 pytestmark = pytest.mark.engine
@@ -88,11 +88,7 @@ def test_vllm_converted_equals_plain_vllm_llama(smollm2, converted, tokenizer, t
 
 @pytest.fixture(scope="module")
 def server(converted, tmp_path_factory):
-    srv = Server(converted, tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("log") / "serve.log",
-                 extra=["--max-model-len", "512"])
-    with srv.context() as proc:
-        srv.proc = proc
-        yield srv
+    yield from serving(converted, tmp_path_factory, extra=["--max-model-len", "512"])
 
 
 @pytest.fixture(scope="module")
