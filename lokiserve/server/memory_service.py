@@ -214,6 +214,15 @@ class MemoryService(TransactionsMixin):
             raise AdminError(413, "too_large", f"{relative!r} is over the {self.max_bytes}-byte limit")
         return candidate
 
+    def read_memory_file(self, memory_dir: Path, relative: str) -> tuple[bytes, str]:
+        """(bytes, source label) of a field file named by a client under the memory folder."""
+        path = self.resolve_memory_path(memory_dir, relative)
+        try:
+            data = path.read_bytes()
+        except (OSError, ValueError) as exc:  # e.g. unreadable, or gone since it was resolved
+            raise AdminError(400, "bad_path", f"cannot read {relative[:200]!r}: {exc}"[:500]) from None
+        return data, str(path.relative_to(memory_dir))
+
     async def put(self, index: int, data: bytes, source: str, if_match: str | None, allow_rename: bool = False) -> dict:
         started = time.perf_counter()
         field = await self._validated(data, "put")

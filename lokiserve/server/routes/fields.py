@@ -92,13 +92,7 @@ async def put_field(index: FieldIndexDep, request: Request, service: ServiceDep,
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         body = parse_path_body(await read_limited_body(request, JSON_BODY_LIMIT))
-        memory_dir = request.app.state.settings.memory_dir
-        try:
-            path = service.resolve_memory_path(memory_dir, body.path)
-            data = path.read_bytes()
-        except (OSError, ValueError) as exc:  # e.g. a name too long, unencodable, unreadable
-            raise AdminError(400, "bad_path", f"cannot read {body.path[:200]!r}: {exc}"[:500]) from None
-        source = str(path.relative_to(memory_dir))
+        data, source = service.read_memory_file(request.app.state.settings.memory_dir, body.path)
     elif content_type in ("application/octet-stream", ""):
         data = await read_limited_body(request, service.max_bytes)
         source = request.headers.get("x-lokiserve-source", "upload")[:200]

@@ -42,13 +42,7 @@ def change_request(change: ChangeBody, request: Request, service: MemoryService)
     if change.zero:
         return ChangeRequest(index, None, "zeroed")
     if change.path is not None:
-        memory_dir = request.app.state.settings.memory_dir
-        try:
-            path = service.resolve_memory_path(memory_dir, change.path)
-            data = path.read_bytes()
-        except (OSError, ValueError) as exc:
-            raise AdminError(400, "bad_path", f"cannot read {change.path[:200]!r}: {exc}"[:500]) from None
-        source = str(path.relative_to(memory_dir))
+        data, source = service.read_memory_file(request.app.state.settings.memory_dir, change.path)
     else:
         if len(change.file_b64) > 4 * ((service.max_bytes + 2) // 3):
             raise AdminError(413, "too_large", f"field {change.field!r}: file over the {service.max_bytes}-byte limit")
