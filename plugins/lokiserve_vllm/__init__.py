@@ -10,7 +10,8 @@ from __future__ import annotations
 
 ARCHITECTURE = "LoKiFormerForCausalLM"
 MODEL_QUALNAME = "lokiserve_vllm.model:LoKiFormerForCausalLM"
-from lokiserve.control import WORKER_EXTENSION  # noqa: F401  (lokiserve serve adds it)
+# The worker extension's name lives in lokiserve.control (WORKER_EXTENSION); importing
+# this package stays free of torch and lokiserve until register() runs.
 
 _registered = False
 
