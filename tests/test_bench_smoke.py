@@ -82,3 +82,16 @@ def test_kmm_cpu_smoke(tmp_path):
         assert r["speedup"] == pytest.approx(r["reference_ms"] / r["cpu_ms"])
         assert r["speedup_pytorch"] == pytest.approx(r["reference_ms"] / r["cpu_pytorch_ms"])
         assert r["max_abs_err"] < 1e-4  # the CPU path computes the reference's answer
+
+
+def test_memory_cost_smoke(tmp_path):
+    """bench/memory_cost.py --smoke: one paired throughput run per slot count, tabulated."""
+    cmd = [sys.executable, "bench/memory_cost.py", "--smoke", "--out", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    data = json.loads((tmp_path / "throughput-smoke-memory-cost.json").read_text())
+    rows = data["rows"]
+    assert [r["slots_per_field"] for r in rows] == [16, 32] and all(r["live_fields"] == 2 for r in rows)
+    assert all(r["paired_ratio"] > 0 for r in rows)
+    assert rows[0]["memory_macs_share"] < rows[1]["memory_macs_share"]  # more slots, more of the work
+    assert data["command"].startswith("python bench/memory_cost.py --smoke")
