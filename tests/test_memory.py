@@ -186,3 +186,13 @@ def test_keys_and_values_slot_counts_must_agree(model):
     t["layers.0.keys"] = torch.zeros(15, 16)
     with pytest.raises(FieldContentError, match="15 keys but 16 values"):
         read_field(save(t, metadata=meta(model)))
+
+
+@pytest.mark.parametrize("field_id", ["\u0661", "\u00b2", "9" * 5000, "3", "-1", ""])
+def test_an_index_is_a_short_ascii_digit_string(field_id):
+    """'١' and '²' pass str.isdigit() (int('١') is 1); a 5000-digit id fails int(): none is an index."""
+    from lokiserve.memory import resolve_field_id
+
+    with pytest.raises(KeyError):
+        resolve_field_id(["alpha", "beta", "gamma"], field_id)
+    assert resolve_field_id(["alpha", "beta", "gamma"], "2") == 2
