@@ -165,23 +165,21 @@ def add_train_field_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch threads (default: %(default)s)")
     p.add_argument("--description", default="", help="free text stored in the field file's metadata")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    p.set_defaults(func=cmd_train_field)
+    from lokiserve.edit.cli import add_verification_arguments
+
+    add_verification_arguments(p)
+    p.set_defaults(func=cmd_train_field, closed_form=True)
     return p
 
 
 def cmd_train_field(args) -> int:
-    from lokiserve.train.field_training import train_field
-    from lokiserve.train.world import read_facts
+    """The verified writer (``lokiserve edit``); on the demo's own fact rows it
+    tries the bound-slot closed form first (``lokiserve.edit.service``)."""
+    from lokiserve.edit.cli import cmd_edit
 
-    facts = read_facts(args.facts)
-    retain = read_facts(args.retain) if args.retain else None
-    _, info = train_field(args.model, facts, args.field, args.out, steps=args.steps, lr=args.lr,
-                          batch_size=args.batch_size, retain_share=args.retain_share, retain=retain,
-                          seed=args.seed, threads=args.threads, progress=not args.no_progress,
-                          description=args.description)
-    print(json.dumps(info))
-    print(f"wrote {args.out}")
-    return 0
+    return cmd_edit(args, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                    retain_share=args.retain_share, seed=args.seed, threads=args.threads,
+                    progress=not args.no_progress)
 
 
 # --------------------------------------------------------------------------- eval
@@ -285,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_train_demo_parser(sub)
     add_train_field_parser(sub)
+    from lokiserve.edit.cli import add_edit_parser
+
+    add_edit_parser(sub)
     add_eval_parser(sub)
     add_serve_parser(sub)
     add_fields_parser(sub)

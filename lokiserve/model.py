@@ -196,9 +196,9 @@ class KnowledgeMemory(nn.Module):
         if opts.queries is not None:
             opts.queries[self.layer_idx] = q if opts.token_mask is None else q[opts.token_mask.reshape(-1)]
         values = self.values if opts.values is None else opts.values
-        per_field = kmm_field_outputs(q, self.keys, values, self.topk)  # (BT, H, F, d_v) fp32
+        per_field = self._field_outputs(q, self.keys, values)  # (BT, H, F, d_v) fp32
         if opts.grad_fields is not None:
-            frozen = kmm_field_outputs(q, self.keys.detach(), values.detach(), self.topk)
+            frozen = self._field_outputs(q, self.keys.detach(), values.detach())
             allow = opts.grad_fields.repeat_interleave(T, dim=0).view(B * T, 1, -1, 1)
             per_field = torch.where(allow, per_field, frozen)
         mask = self.enabled.view(1, 1, -1, 1)
@@ -207,6 +207,20 @@ class KnowledgeMemory(nn.Module):
             per_field = per_field * opts.field_scale.repeat_interleave(T, dim=0).view(B * T, 1, -1, 1)
         r = per_field.sum(dim=2).to(c.dtype)  # (BT, H, d_v)
         return self.out(r.reshape(B, T, self.heads * self.value_dim))
+
+
+    def _field_outputs(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Per-field retrieval, searching only enabled fields (a disabled
+        field's output is 0 either way; an empty one would only cost a search
+        of tied zeros)."""
+        live = self.enabled.nonzero().flatten()
+        if len(live) == keys.shape[0]:
+            return kmm_field_outputs(q, keys, values, self.topk)
+        out = q.new_zeros(q.shape[0], q.shape[1], keys.shape[0], values.shape[-1], dtype=torch.float32)
+        if len(live):
+            part = kmm_field_outputs(q, keys.index_select(0, live), values.index_select(0, live), self.topk)
+            out = out.index_copy(2, live, part)
+        return out
 
 
 class SwiGLU(nn.Module):
@@ -279,7 +293,10 @@ class LoKiFormerModel(LoKiFormerPreTrainedModel):
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_init()
 
-    def forward(self, input_ids, attention_mask=None, cache=None, kmm: KmmOptions | None = None):
+    def forward(self, input_ids, attention_mask=None, cache=None, kmm: KmmOptions | None = None,
+                num_layers: int | None = None):
+        """``num_layers``: run only the first blocks and return their raw output
+        (no final norm): what reading the memory queries of early layers needs."""
         B, T = input_ids.shape
         h = self.embed_tokens(input_ids)  # (B, T, d)
         if attention_mask is None:
@@ -294,6 +311,8 @@ class LoKiFormerModel(LoKiFormerPreTrainedModel):
         cos, sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, h.dtype)
         new_states = []
         for i, layer in enumerate(self.layers):
+            if num_layers is not None and i >= num_layers:
+                return h
             past = None if cache is None else cache.layers[i]
             h, state = layer(h, cos, sin, key_mask, attention_mask, past, kmm)
             new_states.append(state)

@@ -32,8 +32,8 @@ import torch
 FORMAT = "lokiserve.field/1"
 MAX_HEADER_BYTES = 1 << 20  # 1 MiB: a real header is a few hundred bytes per layer
 DEFAULT_MAX_FILE_BYTES = 1 << 30  # 1 GiB unless the caller sets a tighter limit
-METADATA_KEYS = ("format", "name", "backbone", "description", "created", "source")
-MAX_METADATA_VALUE = 4096
+METADATA_KEYS = ("format", "name", "backbone", "description", "created", "source", "report")
+MAX_METADATA_VALUE = 65536  # a verification report (JSON) is the longest value
 
 
 class FieldError(ValueError):

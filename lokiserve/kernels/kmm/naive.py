@@ -17,14 +17,26 @@ def select_topk(scores: torch.Tensor, topk: int) -> tuple[torch.Tensor, torch.Te
     to the lower slot index (the contract every implementation honours).
 
     ``torch.topk`` is fast but leaves tie order unspecified, so its set is
-    used only when no row has more than k scores >= its k-th value; otherwise
-    a stable descending sort decides (rare: real scores almost never tie).
+    kept only for rows with no more than k scores >= its k-th value. Rows
+    with a tie (common: a written field's empty slots all score exactly 0)
+    take every score above the k-th value, then the lowest-index slots equal
+    to it, ordered as a stable descending sort would order them. Linear in
+    the slots, no sort of the whole row.
     """
     top_scores, top_idx = torch.topk(scores, topk, dim=-1)
-    straddling = (scores >= top_scores[..., -1:]).sum(-1) > topk
+    kth = top_scores[..., -1:]
+    straddling = (scores >= kth).sum(-1) > topk
     if bool(straddling.any()):
-        top_scores, top_idx = torch.sort(scores, dim=-1, descending=True, stable=True)
-        top_scores, top_idx = top_scores[..., :topk], top_idx[..., :topk]
+        s, kt = scores[straddling], kth[straddling]  # (R, N), (R, 1)
+        greater = s > kt
+        equal = s == kt
+        take = greater | (equal & (equal.cumsum(-1) <= topk - greater.sum(-1, keepdim=True)))
+        chosen = take.nonzero()[:, 1].view(-1, topk)  # ascending slot index, exactly k per row
+        chosen_scores = s.gather(1, chosen)
+        order = torch.sort(chosen_scores, dim=-1, descending=True, stable=True).indices
+        top_scores, top_idx = top_scores.clone(), top_idx.clone()  # topk's backward keeps its own
+        top_scores[straddling] = chosen_scores.gather(1, order)
+        top_idx[straddling] = chosen.gather(1, order)
     return top_scores, top_idx
 
 

@@ -1,0 +1,62 @@
+"""The frozen model's memory queries and answer predictions, batched.
+
+A field's keys must answer to the queries the model itself produces (the
+read path ``W_mq`` is backbone), so the writer first reads them: at the
+positions that must find a fact, and at every other position of every text
+it has, which must find nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lokiserve.edit.encoding import Sequence, batches, right_padded
+from lokiserve.model import KmmOptions, LoKiFormerForCausalLM
+
+
+@torch.no_grad()
+def all_queries(model: LoKiFormerForCausalLM, seqs: list[tuple[int, ...]], tokens_per_batch: int = 4096,
+                layers: list[int] | None = None) -> tuple[dict[int, torch.Tensor], list[torch.Tensor]]:
+    """Queries of every real token of every sequence, in KMM ``layers``
+    (default all); the forward stops after the last of them.
+
+    Returns ({KMM layer: (M, H, d_k)}, offsets) where sequence ``i``'s token
+    ``t`` is row ``offsets[i] + t`` (M = total tokens)."""
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    wanted = sorted(layers if layers is not None else model.memory_modules())
+    rows: dict[int, list[torch.Tensor]] = {li: [] for li in wanted}
+    starts = [0] * len(seqs)
+    at = 0
+    for chunk in batches(order, tokens_per_batch, length=lambda i: len(seqs[i])):
+        ids, mask = right_padded([seqs[i] for i in chunk])
+        opts = KmmOptions(queries={}, token_mask=mask)
+        model.model(ids, mask, None, opts, num_layers=wanted[-1] + 1)
+        for li in wanted:
+            rows[li].append(opts.queries[li].float())
+        for i in chunk:
+            starts[i] = at
+            at += len(seqs[i])
+    return {li: torch.cat(r) for li, r in rows.items()}, starts
+
+
+@torch.no_grad()
+def answer_argmax(model: LoKiFormerForCausalLM, seqs: list[Sequence], tokens_per_batch: int = 4096
+                  ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Teacher-forced greedy predictions of each sequence's answer span:
+    per sequence (argmax ids at the answer positions plus the one after,
+    log-softmax rows there). Greedy decoding emits the answer iff every
+    argmax equals the next answer token."""
+    out: list = [None] * len(seqs)
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
+    for chunk in batches(order, tokens_per_batch, length=lambda i: len(seqs[i].ids)):
+        ids, mask = right_padded([seqs[i].ids for i in chunk])
+        hidden = model.model(ids, mask)
+        for row, i in enumerate(chunk):
+            s = seqs[i]
+            span = hidden[row, s.answer_start - 1: len(s.ids)]  # predicts answer tokens, then the one after
+            logp = torch.log_softmax(model.lm_head(span).float(), dim=-1)
+            out[i] = (logp.argmax(-1), logp)
+    return out
+
+
+__all__ = ["all_queries", "answer_argmax"]

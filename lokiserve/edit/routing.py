@@ -1,0 +1,117 @@
+"""Keys that fire on a fact's read position and nowhere else.
+
+An empty slot (key 0, value 0) scores exactly 0 against every query. A
+field whose fact keys all score below 0 on a query therefore retrieves only
+empty slots there and adds exactly 0: that is the null slot, and it is what
+keeps unrelated text bit-for-bit unchanged. A fact slot must score well
+above 0 at its read position (so that it wins the top-k softmax against the
+empty slots, weight ``1 / (1 + (k-1) e^-margin)``) and below 0 everywhere
+else.
+
+A fixed similarity radius (GRACE) cannot do this on a real model: measured
+on SmolLM2 (design section 7), paraphrases and neighbours are not separated
+by cosine. So each key is *fitted*, per KMM layer: a linear classifier on
+the frozen model's queries, with the fact's prompt and given paraphrases as
+positives and every other position of every text the writer has
+(neighbours, the other facts, a retain text) as negatives, hardest
+negatives mined by exact scores. A fact is read by whichever of the layer's
+heads separates it best (a key is shared by all heads of the layer; each
+head projects its own query).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class RoutingConfig:
+    margin: float = 8.0  # positive score (after 1/sqrt(d_k)): the fact's softmax weight ~ 1/(1+3e^-8)
+    negative_margin: float = 2.0  # how far below 0 a negative must score
+    positive_weight: float = 3.0
+    steps: int = 600
+    lr: float = 0.05
+    l2: float = 1e-4
+    mine_every: int = 25
+    hard_negatives: int = 256
+    hinge_negatives: int = 128  # the hardest this many per key enter each step's loss
+
+
+def _scores(q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """q: (M, H, d); keys: (n, d) -> (n, M) best head's score."""
+    d = q.shape[-1]
+    s = torch.einsum("mhd,nd->nmh", q, keys) / math.sqrt(d)
+    return s.amax(-1)
+
+
+def mine_negatives(queries: torch.Tensor, keys: torch.Tensor, excluded: list[torch.Tensor], count: int,
+                   chunk: int = 8192) -> torch.Tensor:
+    """For each key, the ``count`` highest-scoring query rows that must not
+    fire it (rows in ``excluded[i]`` may). Returns (n, count) row indices."""
+    n, M = keys.shape[0], queries.shape[0]
+    count = min(count, M)
+    best_s = torch.full((n, 0), -math.inf)
+    best_i = torch.zeros((n, 0), dtype=torch.long)
+    for a in range(0, M, chunk):
+        s = _scores(queries[a:a + chunk], keys)  # (n, m)
+        for i, ex in enumerate(excluded):
+            local = ex[(ex >= a) & (ex < a + chunk)] - a
+            s[i, local] = -math.inf
+        s_all = torch.cat([best_s, s], 1)
+        i_all = torch.cat([best_i, torch.arange(a, a + s.shape[1]).expand(n, -1)], 1)
+        top = s_all.topk(min(count, s_all.shape[1]), dim=1)
+        best_s, best_i = top.values, i_all.gather(1, top.indices)
+    return best_i
+
+
+def fit_keys(queries: torch.Tensor, positives: list[torch.Tensor], excluded: list[torch.Tensor],
+             cfg: RoutingConfig) -> tuple[torch.Tensor, dict]:
+    """queries: (M, H, d_k) of one KMM layer; positives[i]: rows that must
+    fire key i; excluded[i]: rows that may (every position where its subject
+    ends, in any text). Returns keys (n, d_k) and a summary of the fit.
+
+    Each key starts at its positives' mean minus the mean query and is
+    trained on a hinge loss: positives above ``margin``, the hardest
+    negatives below ``-negative_margin`` (mined by exact scores), a small L2
+    for a max-margin solution that generalises to unseen phrasings."""
+    M, H, d = queries.shape
+    n = len(positives)
+    keys = (torch.stack([queries[p].mean(0) for p in positives]) - queries.mean(0)).mean(1)  # (n, d)
+    keys = keys.clone().requires_grad_(True)
+    opt = torch.optim.Adam([keys], lr=cfg.lr)
+    pos_rows = torch.cat(positives)
+    owner = torch.cat([torch.full((len(p),), i) for i, p in enumerate(positives)])
+    counts = torch.tensor([len(p) for p in positives], dtype=torch.float32)
+    hard = None
+    k_hinge = min(cfg.hinge_negatives, cfg.hard_negatives, M)
+    for step in range(cfg.steps):
+        if step % cfg.mine_every == 0:
+            hard = mine_negatives(queries, keys.detach(), excluded, cfg.hard_negatives)
+        s_pos = (torch.einsum("mhd,md->mh", queries[pos_rows], keys[owner]) / math.sqrt(d)).amax(-1)
+        s_neg = (torch.einsum("nchd,nd->nch", queries[hard], keys) / math.sqrt(d)).amax(-1)
+        pos_loss = torch.zeros(n).index_add(0, owner, torch.relu(cfg.margin - s_pos)) / counts
+        neg_loss = torch.relu(s_neg + cfg.negative_margin).topk(min(k_hinge, s_neg.shape[1]), dim=1).values.mean(1)
+        loss = (cfg.positive_weight * pos_loss + neg_loss).sum() + cfg.l2 * keys.pow(2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    keys = keys.detach()
+    worst = mine_negatives(queries, keys, excluded, 1)[:, 0]
+    s_pos = (torch.einsum("mhd,md->mh", queries[pos_rows], keys[owner]) / math.sqrt(d)).amax(-1)
+    worst_neg = _scores_at(queries, keys, worst)
+    pos_min = torch.full((n,), math.inf).scatter_reduce(0, owner, s_pos, "amin")
+    separated = (pos_min > 0) & (worst_neg < 0)
+    return keys, {"separated": int(separated.sum()), "facts": n,
+                  "positive_min": round(float(pos_min.min()), 2), "negative_max": round(float(worst_neg.max()), 2),
+                  "per_fact": separated}
+
+
+def _scores_at(queries: torch.Tensor, keys: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    d = queries.shape[-1]
+    return (torch.einsum("nhd,nd->nh", queries[rows], keys) / math.sqrt(d)).amax(-1)
+
+
+__all__ = ["RoutingConfig", "fit_keys", "mine_negatives"]
