@@ -15,7 +15,7 @@ from starlette.routing import Match
 
 from lokiserve import __version__
 from lokiserve.server.memory_service import AdminError, MemoryService
-from lokiserve.server.routes import docs, fields, health, transactions
+from lokiserve.server.routes import docs, facts, fields, health, transactions
 from lokiserve.server.settings import AdminSettings
 
 
@@ -96,6 +96,7 @@ def build_admin_app(service: MemoryService, settings: AdminSettings, token: str)
 
     app.include_router(health.router)
     app.include_router(fields.router)
+    app.include_router(facts.router)
     app.include_router(transactions.router)
     app.include_router(docs.router)
     return app

@@ -143,6 +143,9 @@ async def serve(args: argparse.Namespace, passthrough: list[str], settings, toke
             ManifestStore(settings.state_dir), settings.max_field_bytes,
         )
         await service.start()
+        from lokiserve.server.live_edits import LiveEditor
+
+        service.editor = LiveEditor(args.model)
         admin = uvicorn.Server(uvicorn.Config(
             build_admin_app(service, settings, token), host=settings.admin_host,
             port=settings.admin_port, log_level="warning", lifespan="off",

@@ -66,6 +66,8 @@ class MemoryService(TransactionsMixin):
         self.metrics = MemoryMetrics()
         self.lock = asyncio.Lock()
         self.backbone = ""
+        self.reports: dict[int, dict] = {}  # the verification report of each field's file, when it has one
+        self.editor = None  # lokiserve.server.live_edits.LiveEditor, set by the launcher
         self.manifest: Manifest | None = None
         self.tx_store = TransactionStore(store.state_dir)
         self.transactions: dict[str, TransactionRecord] = {}
@@ -93,7 +95,9 @@ class MemoryService(TransactionsMixin):
             if record is not None and record.state == "zeroed":
                 await self.driver.zero(index, record.source)
             elif record is not None and record.file is not None:
-                await self.driver.apply(index, str(self.store.field_path(record)), record.source, self.max_bytes)
+                path = self.store.field_path(record)
+                await self.driver.apply(index, str(path), record.source, self.max_bytes)
+                self._keep_report(index, read_field(path, max_bytes=self.max_bytes).metadata)
             live, state = await self._live_field(index)
             self.manifest.fields[name] = FieldRecord(
                 name=record.name if record else name,
@@ -155,6 +159,7 @@ class MemoryService(TransactionsMixin):
             "version": record.version,
             "source": record.source,
             "updated_at": record.updated_at,
+            "report": self.reports.get(index) if record.state == "active" else None,
         }
 
     def listing(self) -> dict:
@@ -241,6 +246,7 @@ class MemoryService(TransactionsMixin):
             path = await asyncio.to_thread(self.store.store_field_file, field.sha256(), data)
             await self._change(self.driver.apply(index, str(path), source, self.max_bytes, self._next_version), "put")
             file = str(path.relative_to(self.store.state_dir))
+            self._keep_report(index, field.metadata)
             return await self._record(index, source, file, started, "put", field.name)
 
     async def zero(self, index: int, if_match: str | None) -> dict:
@@ -249,6 +255,15 @@ class MemoryService(TransactionsMixin):
             self._check_if_match(index, if_match)
             await self._change(self.driver.zero(index, "zeroed", self._next_version), "zero")
             return await self._record(index, "zeroed", None, started, "zero")
+
+    def _keep_report(self, index: int, metadata: dict) -> None:
+        from lokiserve.server.live_edits import report_of
+
+        report = report_of(metadata)
+        if report is None:
+            self.reports.pop(index, None)
+        else:
+            self.reports[index] = report
 
     def _check_if_match(self, index: int, if_match: str | None) -> None:
         if if_match is None:

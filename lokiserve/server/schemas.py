@@ -15,6 +15,8 @@ class FieldInfo(BaseModel):
     version: int
     source: str
     updated_at: str | None
+    report: dict | None = None  # the field file's verification report (lokiserve edit / POST .../facts)
+    seconds: float | None = None  # POST .../facts only: request to applied
 
 
 class FieldList(BaseModel):
@@ -131,6 +133,7 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+    report: dict | None = None  # a live edit refused by verification: its numbers
 
 
 class Health(BaseModel):
@@ -145,12 +148,14 @@ ERROR_DESCRIPTIONS = {
     403: "path outside the memory folder",
     404: "unknown field, or no such file in the memory folder",
     409: "field trained against another backbone or memory geometry, or made for another field (field_name_mismatch); "
+         "a live edit while another change runs (edit_in_progress); "
          "for transactions: the id is taken, it was aborted or committed, or a field changed since staging",
     410: "the transaction expired before its commit",
     412: "If-Match does not match the field's current sha256",
     413: "body or file over the size limit",
     415: "content type other than application/octet-stream or application/json",
-    422: "wrong tensors, shapes or dtype, or non-finite values",
+    422: "wrong tensors, shapes or dtype, or non-finite values; a live edit that failed verification "
+         "(verification_failed, with its report)",
     429: "too many transactions staged at once",
 }
 
