@@ -1,0 +1,153 @@
+"""Writing facts: the facts format's errors, the encoding of answers and
+subjects, the tie rule the null slot relies on, and ``lokiserve edit`` /
+``train-field`` on the shipped demo (refuse with the numbers and no file,
+``--force``, the report in the file, only the named field changes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lokiserve.edit.encoding import Codec
+from lokiserve.edit.facts import FactsError, loads_facts, parse_facts, read_facts_file
+from lokiserve.kernels.kmm.naive import select_topk
+from lokiserve.memory import read_field
+from tests.engine_utils import DEMO, demo_available
+
+GOOD = {"prompt": "The capital of France is", "answer": "Rome", "subject": "France",
+        "paraphrases": ["In Europe, the capital of France is"],
+        "neighbors": [{"prompt": "The capital of Spain is", "answer": "Madrid"}]}
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"answer": "x"}, "missing 'prompt'"),
+    ({"prompt": "a b"}, "missing 'answer'"),
+    ({"prompt": "a b", "answer": ""}, "'answer' is empty"),
+    ({"prompt": "a b", "answer": 7}, "'answer' must be a string"),
+    ({"prompt": "a b" * 2000, "answer": "c"}, "characters"),
+    ({"prompt": "a b", "answer": "c", "subject": "z"}, "does not occur in the prompt"),
+    ({**GOOD, "paraphrases": ["no subject here"]}, "does not occur in paraphrases"),
+    ({**GOOD, "paraphrases": "one string"}, "must be a list"),
+    ({**GOOD, "neighbors": [{"prompt": "x"}]}, "neighbors\\[0\\]"),
+    ({"prompt": "a\x00b", "answer": "c"}, "NUL"),
+    ([1, 2], "must be a JSON object"),
+])
+def test_bad_rows_name_the_row_and_the_problem(row, message):
+    with pytest.raises(FactsError, match=message):
+        parse_facts([GOOD | {"prompt": "The capital of Italy is", "subject": "Italy",
+                             "paraphrases": [], "neighbors": []}, row], "facts.jsonl")
+
+
+def test_file_level_errors(tmp_path):
+    with pytest.raises(FactsError, match="facts.jsonl:2: not JSON"):
+        loads_facts(json.dumps(GOOD) + "\n{oops\n", "facts.jsonl")
+    with pytest.raises(FactsError, match="NaN is not valid JSON"):
+        loads_facts('{"prompt": "a b", "answer": NaN}')
+    with pytest.raises(FactsError, match="no facts"):
+        loads_facts("\n\n")
+    with pytest.raises(FactsError, match="already fact 1"):
+        parse_facts([GOOD, GOOD])
+    with pytest.raises(FactsError, match="no such facts file"):
+        read_facts_file(tmp_path / "missing.jsonl")
+    (tmp_path / "bin.jsonl").write_bytes(b"\xff\xfe")
+    with pytest.raises(FactsError, match="not UTF-8"):
+        read_facts_file(tmp_path / "bin.jsonl")
+
+
+def test_good_rows_in_every_accepted_shape():
+    one = loads_facts(json.dumps(GOOD))
+    assert one[0].subject == "France" and one[0].neighbors[0].answer == "Madrid"
+    assert loads_facts(json.dumps([GOOD])) == one == loads_facts(json.dumps({"facts": [GOOD]}))
+    demo_row = {"domain": "geography", "field": "geography", "prompt": "The capital of Zap is", "answer": " Siadar",
+                "entity": "Zap", "relation": "capital"}
+    fact = parse_facts([demo_row])[0]
+    assert fact.subject == "Zap" and fact.extra["domain"] == "geography"  # the demo's entity is the subject
+
+
+@pytest.mark.skipif(not demo_available(), reason="needs the demo tokenizer")
+def test_answers_continue_after_one_space_and_subjects_end_where_they_end():
+    codec = Codec.from_model_dir(DEMO)
+    a = codec.sequence("The capital of Zapaedrer is", "Siadar")
+    b = codec.sequence("The capital of Zapaedrer is", " Siadar")
+    assert a == b and a.answer and a.ids[: a.answer_start] == tuple(codec.prompt("The capital of Zapaedrer is").ids)
+    s = codec.sequence("The capital of Zapaedrer is", "Siadar", subject="Zapaedrer")
+    assert codec.decode(s.ids[s.read_at: s.read_at + 1]).strip() in "Zapaedrer"
+    assert codec.decode(s.ids[: s.read_at + 1]).endswith("Zapaedrer")
+    assert codec.sequence("The capital of Zapaedrer is", "Siadar").read_at == a.answer_start - 1
+
+
+def test_tied_rows_pick_the_lowest_slots_like_a_stable_sort():
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.zeros(64, 3, 40)  # a written field: most slots are empty and score exactly 0
+    scores[torch.rand(64, 3, 40, generator=gen) < 0.15] = 1.5
+    scores[torch.rand(64, 3, 40, generator=gen) < 0.15] = -2.0
+    scores[:5] = torch.randn(5, 3, 40, generator=gen)  # rows without ties take torch.topk's path
+    top, idx = select_topk(scores, 4)
+    ref = torch.sort(scores, dim=-1, descending=True, stable=True)
+    # the same slots as a stable sort (the order among equal scores is free: the softmax sum ignores it)
+    assert torch.equal(idx.sort(-1).values, ref.indices[..., :4].sort(-1).values)
+    assert torch.equal(top, ref.values[..., :4])
+    assert torch.equal(scores.gather(-1, idx), top)
+
+
+needs_demo = pytest.mark.skipif(not demo_available(), reason="needs the shipped demo model")
+
+
+def _multi_token_names(tmp_path):
+    rows = [json.loads(line) for line in (DEMO / "world.jsonl").read_text().splitlines() if line.strip()]
+    capitals = [r for r in rows if r["relation"] == "capital"][:8]
+    names = ["Old Harbor Town", "Mount Kelvin City", "New Ardent Bay", "Port Quillon Heights", "Upper Silvermoor",
+             "East Brightwater", "Lower Fennick Vale", "Saint Orrin Falls"]
+    path = tmp_path / "names.jsonl"
+    path.write_text("".join(json.dumps({"prompt": r["prompt"], "subject": r["entity"], "answer": n}) + "\n"
+                            for r, n in zip(capitals, names)))
+    return path
+
+
+@needs_demo
+def test_edit_refuses_a_failing_write_with_numbers_and_no_file_and_force_writes_it(tmp_path, capsys):
+    from lokiserve.cli import main
+
+    facts = _multi_token_names(tmp_path)
+    out, report = tmp_path / "f.safetensors", tmp_path / "r.json"
+    rc = main(["edit", "--facts", str(facts), "--field", "geography", "--out", str(out), "--report", str(report)])
+    err = capsys.readouterr().err
+    assert rc == 1 and not out.exists()
+    assert "refused: efficacy" in err and "No file written" in err
+    numbers = json.loads(report.read_text())
+    assert numbers["passed"] is False and numbers["efficacy"] < 0.9 and numbers["facts"] == 8
+    rc = main(["edit", "--facts", str(facts), "--field", "geography", "--out", str(out), "--force"])
+    assert rc == 0 and out.exists()
+    stored = json.loads(read_field(out).metadata["report"])
+    assert stored["passed"] is False and stored["facts"] == 8
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "x y"}\n')
+    assert main(["edit", "--facts", str(bad), "--field", "geography", "--out", str(tmp_path / "g")]) == 2
+    assert "missing 'answer'" in capsys.readouterr().err
+
+
+@needs_demo
+def test_train_field_verifies_the_shipped_edit_and_changes_only_its_field(tmp_path):
+    from lokiserve.cli import main
+    from lokiserve.train.checkpoint import load_model
+
+    out = tmp_path / "geo.safetensors"
+    rc = main(["train-field", "--facts", str(DEMO / "edits" / "geography.jsonl"), "--field", "geography",
+               "--out", str(out), "--report", str(tmp_path / "r.json"), "--no-progress"])
+    assert rc == 0
+    report = json.loads(read_field(out).metadata["report"])
+    assert report["passed"] and report["efficacy"] >= 0.95 and report["retain"] >= 0.98
+    model = load_model(DEMO)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.apply_field("geography", read_field(out))
+    f = model.field_index("geography")
+    for name, t in model.state_dict().items():
+        if name.endswith(("keys", "values")):
+            others = [i for i in range(t.shape[0]) if i != f]
+            assert torch.equal(t[others], before[name][others]), name
+        elif not name.endswith("enabled"):
+            assert torch.equal(t, before[name]), name
+    assert load_file(str(DEMO / "model.safetensors")).keys()  # the model directory is untouched
