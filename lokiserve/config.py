@@ -34,6 +34,7 @@ class LoKiFormerConfig(PretrainedConfig):
         max_position_embeddings: int = 1024,
         tie_word_embeddings: bool = True,
         lfa_kernel_size: int = 4,
+        lfa_enabled: bool = True,
         kv_latent_dim: int = 128,
         kmm_layers: list[int] | None = None,
         kmm_num_fields: int = 5,
@@ -57,6 +58,10 @@ class LoKiFormerConfig(PretrainedConfig):
         self.rope_theta = rope_theta
         self.max_position_embeddings = max_position_embeddings
         self.lfa_kernel_size = lfa_kernel_size
+        # False: every LFA gate is exactly 0 (a converted Llama), so z = u. The
+        # reference model computes it anyway (exactly u); the vLLM plugin serves
+        # the model as plain attention, with no conv state, and checks the gates.
+        self.lfa_enabled = lfa_enabled
         self.kv_latent_dim = kv_latent_dim
         self.kmm_layers = list(kmm_layers) if kmm_layers is not None else [1, 3]
         self.kmm_num_fields = kmm_num_fields
@@ -86,6 +91,8 @@ class LoKiFormerConfig(PretrainedConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.lfa_enabled, bool):
+            raise ValueError(f"lfa_enabled must be true or false, got {self.lfa_enabled!r}")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(
                 f"num_key_value_heads={self.num_key_value_heads} does not divide "
@@ -122,6 +129,15 @@ class LoKiFormerConfig(PretrainedConfig):
                 raise ValueError(
                     f"KMM layer {layer!r} out of range for num_hidden_layers={self.num_hidden_layers}"
                 )
+
+    @property
+    def layer_types(self) -> list[str] | None:
+        """What vLLM reads to decide whether a hybrid-capable model really has
+        state layers: all "full_attention" (no LFA state) when ``lfa_enabled`` is
+        False, else None (hybrid). A property, so it is never saved."""
+        if getattr(self, "lfa_enabled", True):
+            return None
+        return ["full_attention"] * self.num_hidden_layers
 
     @property
     def memory_geometry(self) -> "MemoryGeometry":

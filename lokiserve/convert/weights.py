@@ -1,6 +1,8 @@
 """Llama weights -> LoKiFormer weights, exact by construction.
 
-* LFA: gate ``g = 0`` and conv weight 0, so ``z = u + 0 * dwconv(u) = u``.
+* LFA: gate ``g = 0`` and conv weight 0, so ``z = u + 0 * dwconv(u) = u``;
+  the config says so (``lfa_enabled=False``), so vLLM serves the model as
+  plain attention, without the conv state a live LFA needs.
 * Latent KV: ``W_dkv = [W_k; W_v]`` (kv_latent_dim = 2*kv_heads*head_dim),
   ``W_uk = [I 0]``, ``W_uv = [0 I]``: multiplying by an identity block is exact
   in floating point, so k and v are the source's (up to the summation order of
@@ -52,6 +54,7 @@ def lokiformer_config(src_config, layout: MemoryLayout, dtype: torch.dtype) -> L
             max_position_embeddings=src_config.max_position_embeddings,
             tie_word_embeddings=bool(src_config.tie_word_embeddings),
             lfa_kernel_size=LFA_KERNEL_SIZE,
+            lfa_enabled=False,
             kv_latent_dim=latent,
             bos_token_id=src_config.bos_token_id,
             eos_token_id=src_config.eos_token_id,

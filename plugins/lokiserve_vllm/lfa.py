@@ -7,6 +7,10 @@ itself a SHORT_CONV mamba layer and reuses vLLM's causal-conv kernels. The
 conv runs over the full hidden size on every rank (the input ``u`` is
 replicated and ``z`` feeds column-parallel projections), so its state is
 replicated rather than split: ``K-1`` x hidden values per sequence and layer.
+
+A model whose config says ``lfa_enabled=False`` (every gate exactly 0, as
+``lokiserve convert`` writes) gets ``ZeroGateLFA`` instead: z = u, no state,
+and the config's ``layer_types`` make vLLM treat the model as non-hybrid.
 """
 
 
@@ -31,6 +35,26 @@ def lfa_state_shape(hidden_size: int, kernel_size: int, num_spec: int = 0) -> tu
     return MambaStateShapeCalculator.short_conv_state_shape(
         tp_world_size=1, intermediate_size=hidden_size, conv_kernel=kernel_size, num_spec=num_spec
     )
+
+
+class ZeroGateLFA(nn.Module):
+    """LFA whose gates are all 0: the identity, so it needs no conv state and
+    no custom op. Holds the weights so the checkpoint loads (and hashes)
+    unchanged; ``check_zero_gate`` refuses weights that contradict the config."""
+
+    def __init__(self, hidden_size: int, kernel_size: int, prefix: str = ""):
+        super().__init__()
+        self.conv_weight = nn.Parameter(torch.empty(hidden_size, kernel_size), requires_grad=False)
+        self.gate = nn.Parameter(torch.empty(hidden_size), requires_grad=False)
+        self.prefix = prefix
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return u
+
+    def check_zero_gate(self) -> None:
+        if bool(self.gate.ne(0).any()):
+            raise ValueError(f"{self.prefix}.gate is not all zero but the config says lfa_enabled=false; "
+                             "set lfa_enabled to true (the conv then runs, with its state)")
 
 
 class LocalFusionConv(MambaBase, nn.Module):

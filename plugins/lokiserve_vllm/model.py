@@ -5,7 +5,10 @@ file maps it onto vLLM's machinery:
 
 * attention: vLLM ``Attention`` over the paged KV cache, heads split over
   tensor-parallel ranks (column-parallel q / kv-up, row-parallel o);
-* LFA: ``LocalFusionConv``, a hybrid-model state layer (``lfa.py``);
+* LFA: ``LocalFusionConv``, a hybrid-model state layer (``lfa.py``), or,
+  when the config says every gate is 0 (``lfa_enabled=False``, a converted
+  Llama), ``ZeroGateLFA``: the identity, and vLLM serves the model as plain
+  attention (no conv state; see ``LoKiFormerConfig.layer_types``);
 * KMM: memory in buffers, retrieval through ``lokiserve.kernels.kmm_decode``
   (Triton on CUDA, PyTorch reference on CPU), split over ranks as
   ``sharding.py`` explains. Attention and memory partial sums share one
@@ -57,7 +60,7 @@ from lokiserve.config import LoKiFormerConfig
 from lokiserve.kernels import kmm_decode
 from lokiserve.memory import BackboneHasher, Field, FieldMemory, MemoryGeometry, is_backbone_tensor
 
-from .lfa import LocalFusionConv, lfa_state_shape
+from .lfa import LocalFusionConv, ZeroGateLFA, lfa_state_shape
 from .sharding import permute_memory_out_proj, value_shard
 
 
@@ -120,11 +123,33 @@ class LatentAttention(nn.Module):
             cache_config=cache_config,
             prefix=f"{prefix}.attn",
         )
+        # (k offset, v offset) in the latent when kv_up is an exact column selection
+        # (a converted Llama: W_uk = [I 0], W_uv = [0 I]); set by find_latent_split().
+        self.latent_split: tuple[int, int] | None = None
+
+    def find_latent_split(self, kv_heads: int) -> None:
+        """If this rank's kv_up weight only selects latent columns (identity
+        blocks), k and v are views of the latent: the matmul is skipped, with
+        bit-identical results (x*1 + sum of y*0 is x)."""
+        w = self.kv_up.weight
+        width, full = self.num_kv_heads * self.head_dim, kv_heads * self.head_dim
+        if w.shape[1] != 2 * full or w.is_meta:
+            return
+        k0 = get_tensor_model_parallel_rank() * width
+        eye = torch.eye(2 * full, dtype=w.dtype, device=w.device)
+        if torch.equal(w, torch.cat([eye[k0 : k0 + width], eye[full + k0 : full + k0 + width]])):
+            self.latent_split = (k0, full + k0)
 
     def forward(self, positions: torch.Tensor, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Rotary embedding works in place: with ``latent_split`` it changes c's
+        key columns, so the caller reads c (the memory query) first."""
         q, _ = self.q_proj(z)  # (T, H/tp * hd)
-        kv, _ = self.kv_up(c)
-        k, v = kv.chunk(2, dim=-1)  # (T, Hkv/tp * hd) each
+        if self.latent_split is not None:
+            width = self.num_kv_heads * self.head_dim
+            k, v = c.narrow(-1, self.latent_split[0], width), c.narrow(-1, self.latent_split[1], width)
+        else:
+            kv, _ = self.kv_up(c)
+            k, v = kv.chunk(2, dim=-1)  # (T, Hkv/tp * hd) each
         q, k = self.rotary_emb(positions, q, k)
         out, _ = self.o_proj(self.attn(q, k, v))  # partial sum over ranks
         return out
@@ -149,6 +174,14 @@ class KnowledgeMemory(nn.Module):
         self.register_buffer("values", torch.zeros(g.num_fields, g.slots, self.local_value_dim))  # (F, N, d_v/tp)
         self.register_buffer("enabled", torch.ones(g.num_fields, dtype=torch.bool))  # (F,)
 
+    def is_empty_now(self) -> bool:
+        """No field enabled, so m = 0 exactly: eager CPU runs skip the whole
+        module (a converted model's empty memory then costs nothing). Read per
+        step from the buffer, never cached: a swap takes effect at once. Not
+        while compiling (the graph keeps the full path) nor on GPUs (a sync)."""
+        return (self.enabled.device.type == "cpu" and not torch.compiler.is_compiling()
+                and not bool(self.enabled.any()))
+
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         q, _ = self.query(c)
         q = q.view(-1, self.heads, self.key_dim)  # (T, H, d_k)
@@ -159,7 +192,11 @@ class KnowledgeMemory(nn.Module):
 
 def lokiformer_kmm(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, enabled: torch.Tensor, topk: int) -> torch.Tensor:
     """KMM retrieval as one opaque op: torch.compile must not trace into it
-    (top-k tie handling and field masks branch on data)."""
+    (top-k tie handling and field masks branch on data). On CPU a memory with
+    no enabled field returns zeros at once (a converted model's empty memory):
+    the kernel would otherwise score every slot of every field at decode."""
+    if enabled.device.type == "cpu" and not bool(enabled.any()):
+        return q.new_zeros(q.shape[0], q.shape[1], values.shape[-1])
     return kmm_decode(q, keys, values, enabled, topk)
 
 
@@ -192,13 +229,16 @@ class LoKiFormerDecoderLayer(nn.Module):
         layer_idx = extract_layer_index(prefix)
         self.tp = get_tensor_model_parallel_world_size()
         self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.lfa = LocalFusionConv(
-            config.hidden_size,
-            config.lfa_kernel_size,
-            model_config=vllm_config.model_config,
-            cache_config=vllm_config.cache_config,
-            prefix=f"{prefix}.lfa",
-        )
+        if config.lfa_enabled:
+            self.lfa = LocalFusionConv(
+                config.hidden_size,
+                config.lfa_kernel_size,
+                model_config=vllm_config.model_config,
+                cache_config=vllm_config.cache_config,
+                prefix=f"{prefix}.lfa",
+            )
+        else:
+            self.lfa = ZeroGateLFA(config.hidden_size, config.lfa_kernel_size, prefix=f"{prefix}.lfa")
         self.attn = LatentAttention(config, vllm_config.cache_config, prefix=f"{prefix}.attn")
         self.kmm = KnowledgeMemory(config, prefix=f"{prefix}.kmm") if layer_idx in config.kmm_layers else None
         self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
@@ -208,9 +248,11 @@ class LoKiFormerDecoderLayer(nn.Module):
         u = self.input_layernorm(h)  # (T, d)
         z = self.lfa(u)
         c, _ = self.attn.kv_down(z)  # (T, latent)
+        # before attention, which may rope c in place; an empty memory adds exactly 0
+        m = self.kmm(c) if self.kmm is not None and not self.kmm.is_empty_now() else None
         mixed = self.attn(positions, z, c)
-        if self.kmm is not None:
-            mixed = mixed + self.kmm(c)
+        if m is not None:
+            mixed = mixed + m
         if self.tp > 1:
             mixed = tensor_model_parallel_all_reduce(mixed)
         h = h + mixed
@@ -339,6 +381,10 @@ class LoKiFormerForCausalLM(nn.Module, HasInnerState, IsHybrid):
                 param = params[name]
                 getattr(param, "weight_loader", default_weight_loader)(param, tensor)
             loaded.add(name)
+        for layer in self.model.layers:
+            if isinstance(layer.lfa, ZeroGateLFA):
+                layer.lfa.check_zero_gate()
+            layer.attn.find_latent_split(self.config.num_key_value_heads)
         self.backbone = hasher.hexdigest(self.config.memory_geometry)
         self.field_sources = {f: "checkpoint" for f in range(self.config.kmm_num_fields)}
         return loaded
