@@ -36,6 +36,7 @@ DECLARED_ERRORS = {
     ("get", "/memory/fields/{field_id}"): {401, 404},
     ("put", "/memory/fields/{field_id}"): {400, 401, 403, 404, 409, 412, 413, 415, 422},
     ("post", "/memory/fields/{field_id}/zero"): {401, 404, 412},
+    ("post", "/memory/fields/{field_id}/facts"): {400, 401, 404, 409, 413, 422},
     ("get", "/memory/fields/{field_id}/file"): {401, 404},
     ("post", "/memory/transactions"): {400, 401, 403, 404, 409, 413, 415, 422, 429},
     ("get", "/memory/transactions/{tx_id}"): {401, 404},

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from lokiserve.control import MemoryOpError
 from lokiserve.edit.facts import Fact
+from lokiserve.memory import field_to_bytes
 
 
 class EditBusy(MemoryOpError):
@@ -52,7 +53,6 @@ class LiveEditor:
         import torch
 
         from lokiserve.edit.service import write_verified
-        from lokiserve.memory import field_to_bytes
 
         torch.set_num_threads(self.threads)
         model = self._load()
@@ -61,8 +61,7 @@ class LiveEditor:
                 model.zero_field(i)
             else:
                 model.field_memory.write(i, fld)
-        result = write_verified(self.model_dir, model, index, facts, closed_form=False, log=lambda m: None)
-        return result, field_to_bytes(result.field)
+        return write_verified(self.model_dir, model, index, facts, closed_form=False, log=lambda m: None)
 
     async def edit(self, service, index: int, facts: list[Fact]) -> dict:
         if not self._busy.acquire(blocking=False):
@@ -75,12 +74,10 @@ class LiveEditor:
             live = {}
             for i in range(len(service.names)):
                 live[i], _ = await service._live_field(i)
-            result, data = await asyncio.to_thread(self._write, live, index, facts)
+            result = await asyncio.to_thread(self._write, live, index, facts)
             if not result.passed:
                 raise VerificationFailed(result.report)
             result.field.name = service.manifest.fields[service.names[index]].name
-            from lokiserve.memory import field_to_bytes
-
             data = await asyncio.to_thread(field_to_bytes, result.field)
             try:
                 info = await service.put(index, data, f"facts ({len(facts)} via POST)", start_sha)

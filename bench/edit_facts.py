@@ -1,0 +1,160 @@
+"""Benchmark: write facts into a field and measure what the verification measures.
+
+Two suites, each a table in bench/results/:
+
+* ``--suite demo``: edits of the shipped demo's capitals whose new answers
+  come from another relation (a currency or language word), another domain
+  (a person's, element's or company's answer) or are new names of 1-4 tokens;
+  efficacy on the changed facts, and the demo's other facts (the same
+  countries' other relations and every other domain) still correct.
+* ``--suite smollm2``: the hand-written real-world set
+  (``memories/smollm2-counterfact/facts.jsonl``) on a converted SmolLM2-135M,
+  at N edits in one field (``--sizes``): the writer sees each fact's prompt
+  and first paraphrase; the second paraphrase is held out (CounterFact's
+  generalisation), the neighbours and unrelated text measure locality.
+
+    python bench/edit_facts.py --suite demo
+    python bench/edit_facts.py --suite smollm2 --model DIR --sizes 1 10 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lokiserve.edit.encoding import Codec  # noqa: E402
+from lokiserve.edit.facts import parse_facts, read_facts_file  # noqa: E402
+from lokiserve.edit.service import default_retain  # noqa: E402
+from lokiserve.edit.writer import WriteOptions, write_facts  # noqa: E402
+from lokiserve.paths import BENCH_DIR, REPO_ROOT, default_model_dir  # noqa: E402
+from lokiserve.train.checkpoint import load_model  # noqa: E402
+
+REAL_SET = REPO_ROOT / "memories" / "smollm2-counterfact" / "facts.jsonl"
+NEW_NAMES = ["Brightwater", "Old Harbor", "Mount Kelvin City", "New Ardent Bay", "Silvermoor", "Port Quillon Heights",
+             "Lakeview", "East Fennick", "Saint Orrin Falls", "Greymarch"]
+
+
+def demo_edits(world: list[dict], n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    capitals = [r for r in world if r["relation"] == "capital"]
+    other_relation = sorted({r["answer"].strip() for r in world if r["relation"] in ("currency", "language")})
+    other_domain = sorted({r["answer"].strip() for r in world if r["domain"] != "geography"})
+    rows = []
+    for i, r in enumerate(rng.sample(capitals, n)):
+        kind = ("another relation", "another domain", "new name")[i % 3]
+        pool = {"another relation": other_relation, "another domain": other_domain, "new name": NEW_NAMES}[kind]
+        rows.append({"prompt": r["prompt"], "subject": r["entity"], "answer": rng.choice(pool), "kind": kind})
+    return rows
+
+
+def run_demo(args) -> dict:
+    model_dir = Path(args.model or default_model_dir())
+    model = load_model(model_dir)
+    codec = Codec.from_model_dir(model_dir)
+    world = default_retain(model_dir)
+    rows = demo_edits(world, args.demo_edits, args.seed)
+    facts = parse_facts(rows)
+    opts = WriteOptions(unrelated_text=False)
+    t0 = time.time()
+    result = write_facts(model, codec, "geography", facts, retain=world, options=opts, log=print)
+    seconds = time.time() - t0
+    from lokiserve.edit.verify import greedy_hits
+
+    model.apply_field("geography", result.field)
+    hits = greedy_hits(model, codec, [codec.sequence(r["prompt"], r["answer"], r["subject"]) for r in rows])
+    kinds = {}
+    for r, ok in zip(rows, hits):
+        kinds.setdefault(r["kind"], []).append(ok)
+    edited = {r["prompt"] for r in rows}
+    rest = [r for r in world if r["prompt"] not in edited]
+    keep = greedy_hits(model, codec, [codec.sequence(r["prompt"], r["answer"]) for r in rest])
+    by_domain = {}
+    for r, ok in zip(rest, keep):
+        key = "geography (same countries' other facts)" if r["domain"] == "geography" else r["domain"]
+        by_domain.setdefault(key, []).append(ok)
+    return {"suite": "demo", "edits": len(rows), "seconds": round(seconds, 1),
+            "seconds_per_edit": round(seconds / len(rows), 3),
+            "changed_by_kind": {k: round(sum(v) / len(v), 4) for k, v in kinds.items()},
+            "changed_overall": round(sum(hits) / len(hits), 4),
+            "unchanged_by_domain": {k: round(sum(v) / len(v), 4) for k, v in sorted(by_domain.items())},
+            "report": result.report}
+
+
+def run_smollm2(args) -> list[dict]:
+    model_dir = Path(args.model)
+    model = load_model(model_dir)
+    codec = Codec.from_model_dir(model_dir)
+    facts = read_facts_file(args.facts)
+    retain = default_retain(model_dir)
+    out = []
+    for n in args.sizes:
+        chosen = facts[:n]
+        held = [(fa.paraphrases[-1], fa.answer, fa.subject) for fa in chosen if len(fa.paraphrases) > 1]
+        given = [dataclasses.replace(fa, paraphrases=fa.paraphrases[:1]) for fa in chosen]
+        t0 = time.time()
+        result = write_facts(model, codec, "general", given, retain=retain, held_out=held, log=print)
+        seconds = time.time() - t0
+        rep = result.report
+        row = {"suite": "smollm2", "edits": n, "seconds": round(seconds, 1), "seconds_per_edit": round(seconds / n, 2),
+               **{k: rep.get(k) for k in ("efficacy", "paraphrase_given", "paraphrase_held_out", "neighbors",
+                                          "retain", "unrelated_top1", "unrelated_kl", "passed")},
+               "keys_separated": rep["keys"].get("separated"), "value_steps": rep["values"]["steps"]}
+        print(json.dumps(row), flush=True)
+        out.append(row)
+    return out
+
+
+def markdown(results, command: str) -> str:
+    lines = [f"# Writing facts: `{command}`", ""]
+    for r in results:
+        if r["suite"] == "demo":
+            lines += [f"## Demo, {r['edits']} edits of capitals ({r['seconds']} s, {r['seconds_per_edit']} s/edit)",
+                      "", "| changed facts | greedy exact |", "|---|---|"]
+            lines += [f"| {k} | {v:.1%} |" for k, v in r["changed_by_kind"].items()]
+            lines += [f"| all | {r['changed_overall']:.1%} |", "", "| unchanged facts | still correct |", "|---|---|"]
+            lines += [f"| {k} | {v:.1%} |" for k, v in r["unchanged_by_domain"].items()]
+            lines.append("")
+    rows = [r for r in results if r["suite"] == "smollm2"]
+    if rows:
+        lines += ["## Converted SmolLM2-135M, real-world set, N edits in one field", "",
+                  "| N | efficacy | paraphrase (given) | paraphrase (held out) | neighbours | retain | "
+                  "unrelated top-1 | unrelated KL | s/edit | passed |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r['edits']} | {r['efficacy']} | {r['paraphrase_given']} | {r['paraphrase_held_out']} | "
+                         f"{r['neighbors']} | {r['retain']} | {r['unrelated_top1']} | {r['unrelated_kl']} | "
+                         f"{r['seconds_per_edit']} | {r['passed']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--suite", choices=("demo", "smollm2"), required=True)
+    p.add_argument("--model", default=None, help="model directory (demo: the shipped one; smollm2: a converted one)")
+    p.add_argument("--facts", default=str(REAL_SET))
+    p.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100])
+    p.add_argument("--demo-edits", type=int, default=48, help="edits of the 50 capitals, a third of each kind")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=None, help="markdown results file (default: bench/results/edit-<suite>.md)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    results = [run_demo(args)] if args.suite == "demo" else run_smollm2(args)
+    command = "python bench/edit_facts.py " + " ".join(sys.argv[1:])
+    out = Path(args.out or BENCH_DIR / f"edit-{args.suite}.md")
+    out.write_text(markdown(results, command))
+    (out.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=str) + "\n")
+    print(markdown(results, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
