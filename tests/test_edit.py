@@ -151,3 +151,31 @@ def test_train_field_verifies_the_shipped_edit_and_changes_only_its_field(tmp_pa
         elif not name.endswith("enabled"):
             assert torch.equal(t, before[name]), name
     assert load_file(str(DEMO / "model.safetensors")).keys()  # the model directory is untouched
+
+
+@needs_demo
+def test_sequential_edits_keep_the_earlier_ones(tmp_path):
+    """Each write starts from the previous field file (--start-from); the
+    facts of every earlier write still hold in the last file."""
+    from lokiserve.cli import main
+    from lokiserve.edit.verify import greedy_hits
+    from lokiserve.train.checkpoint import load_model
+
+    rows = [json.loads(line) for line in (DEMO / "world.jsonl").read_text().splitlines() if line.strip()]
+    capitals = [r for r in rows if r["relation"] == "capital"][30:34]
+    languages = sorted({r["answer"].strip() for r in rows if r["relation"] == "language"})
+    facts, prev = [], None
+    for k, r in enumerate(capitals):
+        fact = {"prompt": r["prompt"], "subject": r["entity"], "answer": languages[k]}
+        facts.append(fact)
+        path = tmp_path / f"f{k}.jsonl"
+        path.write_text(json.dumps(fact) + "\n")
+        out = tmp_path / f"field{k}.safetensors"
+        argv = ["edit", "--facts", str(path), "--field", "geography", "--out", str(out)]
+        assert main(argv + (["--start-from", str(prev)] if prev else [])) == 0
+        prev = out
+    model = load_model(DEMO)
+    model.apply_field("geography", read_field(prev))
+    codec = Codec.from_model_dir(DEMO)
+    hits = greedy_hits(model, codec, [codec.sequence(f["prompt"], f["answer"], f["subject"]) for f in facts])
+    assert all(hits), hits

@@ -50,6 +50,9 @@ def add_verification_arguments(p: argparse.ArgumentParser) -> None:
                    "(default: %(default)s)")
     g.add_argument("--min-unrelated-top1", type=_fraction, default=t.unrelated_top1,
                    help="share of unrelated-text positions whose top-1 next token must stay (default: %(default)s)")
+    g.add_argument("--start-from", default=None, metavar="FIELD_FILE",
+                   help="load this field file into FIELD first and add the facts to it (sequential, lifelong "
+                   "editing: earlier facts keep their slots; default: the field as the checkpoint has it)")
     g.add_argument("--value-steps", type=_positive_int, default=ValueConfig().steps,
                    help="most gradient steps of the value solve (general writer; default: %(default)s)")
     g.add_argument("--key-steps", type=_positive_int, default=RoutingConfig().steps,
@@ -114,11 +117,15 @@ def cmd_edit(args, **train_kwargs) -> int:
         retain = _read_retain(args.retain)
         model = load_model(args.model)
         model.field_index(args.field)
+        if args.start_from:
+            from lokiserve.memory import read_field
+
+            model.apply_field(args.field, read_field(args.start_from))
         t0 = time.time()
         result = write_verified(args.model, model, args.field, facts, retain=retain, options=options_from_args(args),
                                 description=args.description, closed_form=args.closed_form,
                                 log=lambda m: print(m, file=sys.stderr), **train_kwargs)
-    except (FactsError, KeyError, ValueError, FileNotFoundError) as exc:
+    except (FactsError, KeyError, ValueError, FileNotFoundError) as exc:  # FieldError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report = result.report
