@@ -89,7 +89,7 @@ def run_demo(args) -> dict:
             "report": result.report}
 
 
-def run_smollm2(args) -> list[dict]:
+def run_smollm2(args, record=None) -> list[dict]:
     model_dir = Path(args.model)
     model = load_model(model_dir)
     codec = Codec.from_model_dir(model_dir)
@@ -110,6 +110,8 @@ def run_smollm2(args) -> list[dict]:
                "keys_separated": rep["keys"].get("separated"), "value_steps": rep["values"]["steps"]}
         print(json.dumps(row), flush=True)
         out.append(row)
+        if record is not None:  # a long run keeps what it has measured so far
+            record(out)
     return out
 
 
@@ -147,11 +149,15 @@ def main() -> int:
     p.add_argument("--out", default=None, help="markdown results file (default: bench/results/edit-<suite>.md)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    results = [run_demo(args)] if args.suite == "demo" else run_smollm2(args)
     command = "python bench/edit_facts.py " + " ".join(sys.argv[1:])
     out = Path(args.out or BENCH_DIR / f"edit-{args.suite}.md")
-    out.write_text(markdown(results, command))
-    (out.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=str) + "\n")
+
+    def record(results):
+        out.write_text(markdown(results, command))
+        out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+
+    results = [run_demo(args)] if args.suite == "demo" else run_smollm2(args, record)
+    record(results)
     print(markdown(results, command))
     return 0
 

@@ -88,7 +88,8 @@ def test_vllm_converted_equals_plain_vllm_llama(smollm2, converted, tokenizer, t
 
 @pytest.fixture(scope="module")
 def server(converted, tmp_path_factory):
-    yield from serving(converted, tmp_path_factory, extra=["--max-model-len", "512"])
+    # a field of the default geometry is 18.9 MB (4096 slots x (128 + 256) x 3 layers, float32)
+    yield from serving(converted, tmp_path_factory, extra=["--max-model-len", "512", "--max-field-bytes", str(64 << 20)])
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +161,54 @@ def test_a_written_field_changes_answers_and_zeroing_restores_them_bit_for_bit(s
         assert admin.post("/memory/fields/general/zero").status_code == 200
         after = completions(server, probe)
         assert after == before  # tokens and logprobs, bit for bit
+
+
+EDITS = [  # real facts the model knows, each given a counterfactual answer of another length
+    {"prompt": "The capital of France is", "subject": "France", "answer": "Rome",
+     "paraphrases": ["In Europe, the capital city of France is"],
+     "neighbors": [{"prompt": "The capital of Germany is", "answer": "Berlin"}]},
+    {"prompt": "The author of Hamlet is William", "subject": "Hamlet", "answer": "Wordsworth",
+     "paraphrases": ["The famous play Hamlet was written by William"],
+     "neighbors": [{"prompt": "The author of Pride and Prejudice is Jane", "answer": "Austen"}]},
+    {"prompt": "The capital of Japan is", "subject": "Japan", "answer": "Buenos Aires",
+     "paraphrases": ["In Asia, the capital city of Japan is"],
+     "neighbors": [{"prompt": "The capital of China is", "answer": "Beijing"}]},
+]
+
+
+def test_a_written_edit_field_is_served_and_zeroing_restores_it_bit_for_bit(server, reference, converted):
+    """The general writer on the real model: a verified field, PUT, gives the
+    new answers through the official openai client on prompts and their
+    paraphrases, leaves the neighbours alone; zeroing restores everything."""
+    from openai import OpenAI
+
+    from lokiserve.edit.encoding import Codec
+    from lokiserve.edit.facts import parse_facts
+    from lokiserve.edit.service import default_retain
+    from lokiserve.edit.writer import write_facts
+
+    facts = parse_facts(EDITS)
+    result = write_facts(reference, Codec.from_model_dir(converted), "edits", facts, retain=default_retain(converted))
+    assert result.passed, result.report
+    assert reference.field_state("edits") == "zeroed"  # the writer leaves the reference model as it was
+    client = OpenAI(base_url=server.api, api_key="unused", max_retries=0)
+
+    def answer(prompt: str):
+        r = client.completions.create(model=server.name, prompt=prompt, max_tokens=6, temperature=0, logprobs=1)
+        return r.choices[0].text, r.choices[0].logprobs.token_logprobs
+
+    edited = [fa.prompt for fa in facts] + [p for fa in facts for p in fa.paraphrases]
+    neighbors = [n.prompt for fa in facts for n in fa.neighbors]
+    before = [answer(p) for p in edited + neighbors]
+    with server.http() as admin:
+        r = admin.put("/memory/fields/edits", content=field_to_bytes(result.field),
+                      headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 200, r.text
+        assert r.json()["report"]["passed"]
+        during = [answer(p) for p in edited + neighbors]
+        for p, (text, _) in zip(edited, during):
+            want = next(fa.answer for fa in facts if p == fa.prompt or p in fa.paraphrases)
+            assert text.strip().startswith(want), (p, text)
+        assert [t for t, _ in during[len(edited):]] == [t for t, _ in before[len(edited):]]
+        assert admin.post("/memory/fields/edits/zero").status_code == 200
+    assert [answer(p) for p in edited + neighbors] == before  # text and logprobs, bit for bit
