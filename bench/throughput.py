@@ -284,6 +284,11 @@ def memory_line(mem: dict | None) -> str:
             f"({100 * macs['memory_share']:.1f} %; an empty field is skipped).")
 
 
+def lfa_line(config: dict) -> list[str]:
+    """lfa_enabled false (a converted Llama): the plugin served it as plain attention, no conv state."""
+    return [] if config.get("lfa_enabled", True) else ["LFA: lfa_enabled false (every gate 0): served as plain attention, without the hybrid conv state.", ""]
+
+
 def markdown(result: dict) -> str:
     a = result["settings"]
     m = result["machine"]
@@ -299,6 +304,7 @@ def markdown(result: dict) -> str:
         "",
         memory_line(result["model"].get("memory")),
         "",
+        *lfa_line(result["model"].get("config") or {}),
         "| batch | LoKiFormer out tok/s | Llama out tok/s | ratio (out) | paired ratio (out) | LoKiFormer total tok/s | Llama total tok/s | ratio (total) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
