@@ -60,7 +60,8 @@ def test_listing_matches_the_design_schema(admin, checkpoint):
     assert isinstance(body["version"], int)
     assert [f["name"] for f in body["fields"]] == ref.field_names
     for f in body["fields"]:
-        assert set(f) == {"id", "name", "state", "sha256", "version", "source", "updated_at"}
+        assert set(f) == {"id", "name", "state", "sha256", "version", "source", "updated_at", "report"}
+        assert f["report"] is None  # only a field file written by lokiserve edit carries one
         assert f["sha256"] == ref.export_field(f["id"]).sha256()
         assert f["state"] == ref.field_state(f["id"])
     one = admin.get(f"/memory/fields/{ref.field_names[0]}").json()

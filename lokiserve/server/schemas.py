@@ -16,7 +16,12 @@ class FieldInfo(BaseModel):
     source: str
     updated_at: str | None
     report: dict | None = None  # the field file's verification report (lokiserve edit / POST .../facts)
-    seconds: float | None = None  # POST .../facts only: request to applied
+
+
+class EditResult(FieldInfo):
+    """The field after a live edit, and how long the request took to apply."""
+
+    seconds: float
 
 
 class FieldList(BaseModel):

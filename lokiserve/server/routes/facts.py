@@ -10,7 +10,7 @@ from lokiserve.server.deps import AdminDep, FieldIndexDep, ServiceDep
 from lokiserve.server.live_edits import VerificationFailed
 from lokiserve.server.memory_service import AdminError
 from lokiserve.server.routes.fields import read_limited_body
-from lokiserve.server.schemas import FieldInfo, error_responses
+from lokiserve.server.schemas import EditResult, error_responses
 
 router = APIRouter(prefix="/memory/fields", tags=["facts"], dependencies=[AdminDep])
 
@@ -32,7 +32,7 @@ FACTS_BODY = {
 
 @router.post(
     "/{field_id}/facts",
-    response_model=FieldInfo,
+    response_model=EditResult,
     responses=error_responses(400, 401, 404, 409, 413, 422),
     openapi_extra=FACTS_BODY,
 )
