@@ -39,20 +39,37 @@ from lokiserve.paths import BENCH_DIR, REPO_ROOT, default_model_dir  # noqa: E40
 from lokiserve.train.checkpoint import load_model  # noqa: E402
 
 REAL_SET = REPO_ROOT / "memories" / "smollm2-counterfact" / "facts.jsonl"
-NEW_NAMES = ["Brightwater", "Old Harbor", "Mount Kelvin City", "New Ardent Bay", "Silvermoor", "Port Quillon Heights",
-             "Lakeview", "East Fennick", "Saint Orrin Falls", "Greymarch"]
+def new_names(codec: Codec, world: list[dict], n: int, rng: random.Random) -> list[str]:
+    """``n`` names the demo world never uses, of 1, 2, 3 and 4 tokens in turn
+    (in the demo's own tokenizer): a capitalised word piece of its vocabulary
+    followed by lower-case pieces, kept only if it encodes to exactly that
+    many tokens as an answer and is no entity's or answer's name."""
+    taken = {r["answer"].strip() for r in world} | {r["entity"] for r in world}
+    vocab = [codec.tok.decode([i]) for i in range(codec.tok.get_vocab_size())]
+    heads = sorted({d for d in vocab if len(d) > 3 and d[0] == " " and d[1].isupper() and d[2:].isalpha()})
+    tails = sorted({d for d in vocab if len(d) >= 2 and d.isalpha() and d.islower()})
+    out: list[str] = []
+    while len(out) < n:
+        k = len(out) % 4 + 1
+        name = (rng.choice(heads) + "".join(rng.choice(tails) for _ in range(k - 1))).strip()
+        seq = codec.sequence("The capital of Zapaedrer is", name)
+        if name not in taken and name not in out and len(seq.answer) == k:
+            out.append(name)
+    return out
 
 
-def demo_edits(world: list[dict], n: int, seed: int) -> list[dict]:
+def demo_edits(world: list[dict], n: int, seed: int, codec: Codec) -> list[dict]:
     rng = random.Random(seed)
     capitals = [r for r in world if r["relation"] == "capital"]
     other_relation = sorted({r["answer"].strip() for r in world if r["relation"] in ("currency", "language")})
     other_domain = sorted({r["answer"].strip() for r in world if r["domain"] != "geography"})
+    names = iter(new_names(codec, world, n, random.Random(seed + 1)))
     rows = []
     for i, r in enumerate(rng.sample(capitals, n)):
         kind = ("another relation", "another domain", "new name")[i % 3]
-        pool = {"another relation": other_relation, "another domain": other_domain, "new name": NEW_NAMES}[kind]
-        rows.append({"prompt": r["prompt"], "subject": r["entity"], "answer": rng.choice(pool), "kind": kind})
+        answer = next(names) if kind == "new name" else rng.choice(
+            other_relation if kind == "another relation" else other_domain)
+        rows.append({"prompt": r["prompt"], "subject": r["entity"], "answer": answer, "kind": kind})
     return rows
 
 
@@ -61,31 +78,44 @@ def run_demo(args) -> dict:
     model = load_model(model_dir)
     codec = Codec.from_model_dir(model_dir)
     world = default_retain(model_dir)
-    rows = demo_edits(world, args.demo_edits, args.seed)
+    rows = demo_edits(world, args.demo_edits, args.seed, codec)
     facts = parse_facts(rows)
-    opts = WriteOptions(unrelated_text=False)
+    opts = WriteOptions(unrelated_text=False, continuation=args.continuation)
+    from lokiserve.edit.verify import greedy_hits
+
+    edited = {r["prompt"] for r in rows}
+    rest = [r for r in world if r["prompt"] not in edited]
+    rest_seqs = [codec.sequence(r["prompt"], r["answer"]) for r in rest]
+    before = greedy_hits(model, codec, rest_seqs)
     t0 = time.time()
     result = write_facts(model, codec, "geography", facts, retain=world, options=opts, log=print)
     seconds = time.time() - t0
-    from lokiserve.edit.verify import greedy_hits
 
     model.apply_field("geography", result.field)
     hits = greedy_hits(model, codec, [codec.sequence(r["prompt"], r["answer"], r["subject"]) for r in rows])
     kinds = {}
     for r, ok in zip(rows, hits):
+        tokens = len(codec.sequence(r["prompt"], r["answer"]).answer)
         kinds.setdefault(r["kind"], []).append(ok)
-    edited = {r["prompt"] for r in rows}
-    rest = [r for r in world if r["prompt"] not in edited]
-    keep = greedy_hits(model, codec, [codec.sequence(r["prompt"], r["answer"]) for r in rest])
-    by_domain = {}
-    for r, ok in zip(rest, keep):
+        if r["kind"] == "new name":
+            kinds.setdefault(f"new name, {tokens} token{'s' * (tokens > 1)}", []).append(ok)
+    after = greedy_hits(model, codec, rest_seqs)
+    by_domain, absolute = {}, {}
+    for r, ok0, ok in zip(rest, before, after):
         key = "geography (same countries' other facts)" if r["domain"] == "geography" else r["domain"]
-        by_domain.setdefault(key, []).append(ok)
+        absolute.setdefault(key, [0, 0, 0])
+        absolute[key][0] += ok0
+        absolute[key][1] += ok
+        absolute[key][2] += 1
+        if ok0:  # "still correct": of the facts the model answered correctly before the edit
+            by_domain.setdefault(key, []).append(ok)
     return {"suite": "demo", "edits": len(rows), "seconds": round(seconds, 1),
             "seconds_per_edit": round(seconds / len(rows), 3),
             "changed_by_kind": {k: round(sum(v) / len(v), 4) for k, v in kinds.items()},
             "changed_overall": round(sum(hits) / len(hits), 4),
             "unchanged_by_domain": {k: round(sum(v) / len(v), 4) for k, v in sorted(by_domain.items())},
+            "correct_before_after": {k: [round(a / n, 4), round(b / n, 4)] for k, (a, b, n) in sorted(absolute.items())},
+            "answers": [{**r, "correct": ok} for r, ok in zip(rows, hits)],
             "report": result.report}
 
 
@@ -124,7 +154,9 @@ def markdown(results, command: str) -> str:
             lines += [f"| {k} | {v:.1%} |" for k, v in r["changed_by_kind"].items()]
             lines += [f"| all | {r['changed_overall']:.1%} |", "", "| unchanged facts | still correct |", "|---|---|"]
             lines += [f"| {k} | {v:.1%} |" for k, v in r["unchanged_by_domain"].items()]
-            lines.append("")
+            lines += ["", "still correct: of the facts the demo answered correctly before the edit. Correct before -> "
+                      "after, of all: " + "; ".join(f"{k} {a:.1%} -> {b:.1%}"
+                                                    for k, (a, b) in r["correct_before_after"].items()), ""]
     rows = [r for r in results if r["suite"] == "smollm2"]
     if rows:
         lines += ["## Converted SmolLM2-135M, real-world set, N edits in one field", "",
@@ -145,6 +177,8 @@ def main() -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100])
     p.add_argument("--demo-edits", type=int, default=48, help="edits of the 50 capitals, a third of each kind")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--continuation", action=argparse.BooleanOptionalAction, default=False,
+                   help="continuation slots for multi-token answers (WriteOptions.continuation)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="markdown results file (default: bench/results/edit-<suite>.md)")
     args = p.parse_args()

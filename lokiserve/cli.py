@@ -278,9 +278,18 @@ def add_fleet_parser(sub) -> argparse.ArgumentParser:
     return add(sub)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands an operator runs against a live server, often from scripts: their parsers import neither torch
+# nor transformers, so `lokiserve fields ...` answers in well under a second instead of several.
+LIGHT_COMMANDS = {"fields": add_fields_parser, "fleet": add_fleet_parser}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every subcommand's parser, or only ``only``'s (one of ``LIGHT_COMMANDS``)."""
     parser = argparse.ArgumentParser(prog="lokiserve", description="LoKiFormer knowledge-memory server tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if only is not None:
+        LIGHT_COMMANDS[only](sub)
+        return parser
     add_train_demo_parser(sub)
     add_train_field_parser(sub)
     from lokiserve.edit.cli import add_edit_parser
@@ -295,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=argv[0] if argv and argv[0] in LIGHT_COMMANDS else None)
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "passthrough_ok", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -179,3 +179,43 @@ def test_sequential_edits_keep_the_earlier_ones(tmp_path):
     codec = Codec.from_model_dir(DEMO)
     hits = greedy_hits(model, codec, [codec.sequence(f["prompt"], f["answer"], f["subject"]) for f in facts])
     assert all(hits), hits
+
+
+@needs_demo
+def test_continuation_slots_are_keyed_at_the_answers_own_tokens_and_leave_the_model_as_it_was():
+    """``WriteOptions.continuation``: one more slot per answer token after the
+    first, keyed (in the routing layer only) where the previous answer token
+    stands; the model is left exactly as it was."""
+    from lokiserve.edit.writer import WriteOptions, _Texts, continuation_units, write_facts
+    from lokiserve.train.checkpoint import load_model
+
+    codec = Codec.from_model_dir(DEMO)
+    texts = _Texts()
+    seqs = [codec.sequence("The capital of Zapaedrer is", "Old Harbor"),
+            codec.sequence("Zapaedrer has as its capital", "Old Harbor"),
+            codec.sequence("The capital of Zapaedrer is", "Gak")]
+    idx = [texts.add(s, "") for s in seqs]
+    units = continuation_units(texts, idx, [0, 0, 1])
+    n = len(seqs[0].answer)
+    assert [(i, j) for i, j, _ in units] == [(0, j) for j in range(1, n)] + \
+        [(1, j) for j in range(1, len(seqs[2].answer))]
+    assert units[0][2] == [(idx[0], seqs[0].answer_start), (idx[1], seqs[1].answer_start)]
+
+    model = load_model(DEMO)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = [json.loads(line) for line in (DEMO / "world.jsonl").read_text().splitlines() if line.strip()]
+    cap = [r for r in rows if r["relation"] == "capital"][:2]
+    facts = parse_facts([{"prompt": r["prompt"], "subject": r["entity"], "answer": a}
+                         for r, a in zip(cap, ["Old Harbor", "Krakrein Trading"])])
+    result = write_facts(model, codec, "geography", facts, retain=rows[:40], options=WriteOptions(
+        unrelated_text=False, continuation=True), log=lambda *_: None)
+    lengths = [len(codec.sequence(fa.prompt, fa.answer).answer) for fa in facts]
+    assert result.report["continuation_slots"] == sum(n - 1 for n in lengths)
+    for name, t in model.state_dict().items():
+        assert torch.equal(t, before[name]), name  # restored exactly
+    f = model.field_index("geography")
+    route = min(model.memory_modules())
+    for li, mem in model.memory_modules().items():
+        changed = (result.field.keys[li] != mem.keys[f]).any(-1)
+        # continuation keys only in the routing layer; a bound-slot field keeps its other keys
+        assert int(changed.sum()) == (result.report["continuation_slots"] if li == route else 0), li

@@ -29,17 +29,29 @@ class ValueConfig:
     max_norm: float | None = None  # cap on each slot's value norm (None: no cap)
 
 
-def solve_values(model: LoKiFormerForCausalLM, f: int, slots: dict[int, torch.Tensor], seqs: list[Sequence],
+def owned_slots(slots: dict[int, torch.Tensor]) -> dict[int, list[torch.Tensor]]:
+    """One slot per fact per layer (``slots[layer][i]``) as ``solve_values``'s
+    per-fact slot lists."""
+    return {li: [s.view(1) for s in t] for li, t in slots.items()}
+
+
+def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[torch.Tensor]], seqs: list[Sequence],
                  owners: list[int], cfg: ValueConfig, targets: list[tuple[int, ...]] | None = None,
                  progress=None) -> dict:
-    """Fit field ``f``'s values at ``slots[layer][i]`` (fact ``i``'s slot in
-    each KMM layer that routes facts), so that each sequence produces its
-    target tokens after the prompt (default: its answer; a *keep* sequence,
-    a retain fact that mentions an edited subject, targets what the model
-    said before the edit). Keys must already be in place and the field
-    enabled; slots in other layers keep key 0 and value 0 (empty)."""
+    """Fit field ``f``'s values at ``owned[layer][i]`` (the slots fact ``i``
+    owns in each KMM layer that routes facts: its read slot, and for a
+    multi-token answer its continuation slots), so that each sequence
+    produces its target tokens after the prompt (default: its answer; a
+    *keep* sequence, a retain fact that mentions an edited subject, targets
+    what the model said before the edit). Keys must already be in place and
+    the field enabled; slots in other layers keep key 0 and value 0 (empty)."""
     targets = targets or [s.answer for s in seqs]
-    layers = sorted(slots)
+    layers = sorted(owned)
+    n_facts = len(owned[layers[0]])
+
+    def slots_of(li: int, facts) -> torch.Tensor:
+        parts = [owned[li][i] for i in facts]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
     mems = [model.memory_modules()[li] for li in layers]
     params = [m.values for m in mems]
     saved = [p.detach().clone() for p in params]
@@ -51,7 +63,7 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, slots: dict[int, torch.Te
     masks = []
     for li in layers:
         m = torch.zeros(params[0].shape[:2], dtype=torch.bool)
-        m[f, slots[li]] = True  # the only entries that may change
+        m[f, slots_of(li, range(n_facts))] = True  # the only entries that may change
         masks.append(m)
     active = list(range(len(seqs)))
     owner_t = torch.tensor(owners)
@@ -84,24 +96,25 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, slots: dict[int, torch.Te
             if step == 0:
                 first_solved = len(set(owners)) - len(live)
             active = [i for i in active if int(owner_t[i]) in live]
-            live_idx = torch.tensor(sorted(live), dtype=torch.long)
             for p, li, m in zip(params, layers, masks):
                 if p.grad is not None:
                     live_rows = torch.zeros_like(m)
-                    live_rows[f, slots[li][live_idx]] = True
+                    live_rows[f, slots_of(li, sorted(live))] = True
                     p.grad[~(m & live_rows)] = 0
             prev = [p.detach().clone() for p in params]
             if live:
                 opt.step()
             with torch.no_grad():
-                done_idx = torch.tensor(sorted(set(range(len(slots[layers[0]]))) - live), dtype=torch.long)
+                done = sorted(set(range(n_facts)) - live)
                 for p, s, m, li, pr in zip(params, saved, masks, layers, prev):
                     p[~m] = s[~m]
-                    if len(done_idx):  # a solved fact stays put (Adam's momentum would move it on)
-                        p[f, slots[li][done_idx]] = pr[f, slots[li][done_idx]]
+                    if done:  # a solved fact stays put (Adam's momentum would move it on)
+                        frozen = slots_of(li, done)
+                        p[f, frozen] = pr[f, frozen]
                     if cfg.max_norm is not None:
-                        v = p[f, slots[li]]
-                        p[f, slots[li]] = v * (cfg.max_norm / v.norm(dim=-1, keepdim=True).clamp(min=cfg.max_norm))
+                        every = slots_of(li, range(n_facts))
+                        v = p[f, every]
+                        p[f, every] = v * (cfg.max_norm / v.norm(dim=-1, keepdim=True).clamp(min=cfg.max_norm))
             if progress is not None:
                 progress(step, len(live), history[-1])
     finally:
@@ -112,4 +125,4 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, slots: dict[int, torch.Te
             "loss_last": history[-1] if history else None, "unsolved": len(active)}
 
 
-__all__ = ["ValueConfig", "solve_values"]
+__all__ = ["ValueConfig", "owned_slots", "solve_values"]
