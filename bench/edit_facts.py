@@ -73,6 +73,71 @@ def demo_edits(world: list[dict], n: int, seed: int, codec: Codec) -> list[dict]
     return rows
 
 
+def geography_swaps(world: list[dict], n: int, seed: int) -> list[dict]:
+    """n of the demo's geography facts (capitals, currencies, languages), each
+    given an answer from another of those relations: changes the demo's own
+    answer sets do not allow."""
+    geo = [r for r in world if r["domain"] == "geography"]
+    answers = {rel: sorted({r["answer"].strip() for r in geo if r["relation"] == rel})
+               for rel in ("capital", "currency", "language")}
+    rng = random.Random(seed)
+    rows = []
+    for r in rng.sample(geo, min(n, len(geo))):
+        other = rng.choice([rel for rel in answers if rel != r["relation"]])
+        rows.append({"prompt": r["prompt"], "subject": r["entity"], "answer": rng.choice(answers[other])})
+    return rows
+
+
+def run_sequential(args) -> dict:
+    """``--sequential N``: N facts written one write at a time (``--chunk``
+    facts per write), each write starting from the field the previous one
+    left (what ``lokiserve edit --start-from`` does); after the last, every
+    earlier fact is checked again (lifelong editing)."""
+    from lokiserve.edit.verify import greedy_hits
+
+    if args.suite == "demo":
+        model_dir = Path(args.model or default_model_dir())
+        field, rows = "geography", None
+    else:
+        model_dir, field = Path(args.model), "general"
+    model = load_model(model_dir)
+    codec = Codec.from_model_dir(model_dir)
+    world = default_retain(model_dir)
+    if args.suite == "demo":
+        rows = geography_swaps(world, args.sequential, args.seed)
+        facts = parse_facts(rows)
+        opts = WriteOptions(unrelated_text=False, max_retain=args.max_retain)
+    else:
+        facts = [dataclasses.replace(fa, paraphrases=fa.paraphrases[:1])
+                 for fa in read_facts_file(args.facts)[: args.sequential]]
+        opts = WriteOptions(max_retain=args.max_retain)
+    edited = {fa.prompt for fa in facts}
+    rest = [r for r in world if r["prompt"] not in edited]
+    rest_seqs = [codec.sequence(r["prompt"], r["answer"]) for r in rest]
+    before_rest = greedy_hits(model, codec, rest_seqs)
+    writes, t_all = [], time.time()
+    for a in range(0, len(facts), args.chunk):
+        part = facts[a: a + args.chunk]
+        t0 = time.time()
+        result = write_facts(model, codec, field, part, retain=world, options=opts, log=lambda *_: None)
+        model.apply_field(field, result.field)
+        so_far = greedy_hits(model, codec, [codec.sequence(fa.prompt, fa.answer, fa.subject) for fa in facts[: a + len(part)]])
+        writes.append({"facts_so_far": a + len(part), "seconds": round(time.time() - t0, 1),
+                       "passed": result.passed, "efficacy_this_write": result.report.get("efficacy"),
+                       "efficacy_all_so_far": round(sum(so_far) / len(so_far), 4)})
+        print(json.dumps(writes[-1]), flush=True)
+    seconds = time.time() - t_all
+    final = greedy_hits(model, codec, [codec.sequence(fa.prompt, fa.answer, fa.subject) for fa in facts])
+    after_rest = greedy_hits(model, codec, rest_seqs)
+    kept = [b for a, b in zip(before_rest, after_rest) if a]
+    return {"suite": f"{args.suite}-sequential", "edits": len(facts), "chunk": args.chunk,
+            "writes": len(writes), "seconds": round(seconds, 1), "seconds_per_edit": round(seconds / len(facts), 3),
+            "efficacy_all_at_end": round(sum(final) / len(final), 4),
+            "first_half_at_end": round(sum(final[: len(final) // 2]) / max(1, len(final) // 2), 4),
+            "unchanged_still_correct": round(sum(kept) / max(1, len(kept)), 4),
+            "writes_passed": sum(w["passed"] for w in writes), "per_write": writes}
+
+
 def run_demo(args) -> dict:
     model_dir = Path(args.model or default_model_dir())
     model = load_model(model_dir)
@@ -157,6 +222,15 @@ def markdown(results, command: str) -> str:
             lines += ["", "still correct: of the facts the demo answered correctly before the edit. Correct before -> "
                       "after, of all: " + "; ".join(f"{k} {a:.1%} -> {b:.1%}"
                                                     for k, (a, b) in r["correct_before_after"].items()), ""]
+    for r in results:
+        if r["suite"].endswith("-sequential"):
+            lines += [f"## {r['suite']}: {r['edits']} edits one write after another ({r['chunk']} per write), "
+                      "each starting from the previous field", "",
+                      f"* every edit at the end: {r['efficacy_all_at_end']:.1%} (the first half: "
+                      f"{r['first_half_at_end']:.1%})",
+                      f"* unchanged facts still correct (of those correct before): {r['unchanged_still_correct']:.1%}",
+                      f"* writes that passed verification: {r['writes_passed']} of {r['writes']}",
+                      f"* {r['seconds']} s in all, {r['seconds_per_edit']} s per edit", ""]
     rows = [r for r in results if r["suite"] == "smollm2"]
     if rows:
         lines += ["## Converted SmolLM2-135M, real-world set, N edits in one field", "",
@@ -180,17 +254,24 @@ def main() -> int:
     p.add_argument("--continuation", action=argparse.BooleanOptionalAction, default=False,
                    help="continuation slots for multi-token answers (WriteOptions.continuation)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--sequential", type=int, default=None, metavar="N",
+                   help="instead: N edits written one write after another (lifelong editing)")
+    p.add_argument("--chunk", type=int, default=1, help="with --sequential: facts per write")
+    p.add_argument("--max-retain", type=int, default=400, help="retain facts measured per write (WriteOptions.max_retain)")
     p.add_argument("--out", default=None, help="markdown results file (default: bench/results/edit-<suite>.md)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     command = "python bench/edit_facts.py " + " ".join(sys.argv[1:])
-    out = Path(args.out or BENCH_DIR / f"edit-{args.suite}.md")
+    out = Path(args.out or BENCH_DIR / f"edit-{args.suite}{'-sequential' if args.sequential else ''}.md")
 
     def record(results):
         out.write_text(markdown(results, command))
         out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str) + "\n")
 
-    results = [run_demo(args)] if args.suite == "demo" else run_smollm2(args, record)
+    if args.sequential:
+        results = [run_sequential(args)]
+    else:
+        results = [run_demo(args)] if args.suite == "demo" else run_smollm2(args, record)
     record(results)
     print(markdown(results, command))
     return 0
