@@ -67,10 +67,11 @@ def run(args) -> dict:
 
     scratch = Path(tempfile.mkdtemp(prefix="lokiserve-live-edit-"))
     model_dir, chosen = common.resolve_model(args.model, scratch)
+    _vocab, max_pos = common.model_limits(model_dir)
     port, admin_port = free_port(), free_port()
     token = secrets.token_urlsafe(24)
     cmd = [sys.executable, "-m", "lokiserve.cli", "serve", str(model_dir), "--port", str(port), "--admin-port",
-           str(admin_port), "--state-dir", str(scratch / "state"), "--dtype", "float32", "--max-model-len", "512",
+           str(admin_port), "--state-dir", str(scratch / "state"), "--dtype", "float32", "--max-model-len", str(min(512, max_pos)),
            "--enforce-eager", "--max-field-bytes", str(256 << 20)]
     api, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
     log = scratch / "serve.log"
