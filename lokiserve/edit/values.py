@@ -82,7 +82,8 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
                 losses = []
                 for row, i in enumerate(chunk):
                     s = seqs[i]
-                    logits = model.lm_head(hidden[row, s.answer_start - 1: len(s.ids) - 1]).float()
+                    # the target may run one token past the answer (a keep sequence: what followed it too)
+                    logits = model.lm_head(hidden[row, s.answer_start - 1: s.answer_start - 1 + len(targets[i])]).float()
                     logp = torch.log_softmax(logits, -1).gather(1, torch.tensor(targets[i]).view(-1, 1))
                     worst[i] = logp.min().detach()
                     losses.append(-logp.mean())
