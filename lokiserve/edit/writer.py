@@ -180,9 +180,11 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
     route_layer = min(model.memory_modules())
     # A bound-slot model (the demo) already routes each of its facts' prompts to that fact's slot:
     # an edit keeps those keys and solves only the values there (any answer, not just codebook rows).
+    unit_layer = opts.continuation_layer if opts.continuation_layer is not None else route_layer
+    if unit_layer not in model.memory_modules():
+        raise FactsError(f"continuation layer {unit_layer} is not a KMM layer ({sorted(model.memory_modules())})")
     codebook_model = getattr(model.config, "kmm_value_codebook", None) is not None
     bound = codebook_model and not memory.is_empty(f)
-    continuation = opts.continuation
     free = free_slots(model, f, value_only=bound)
     if codebook_model:  # the bound-slot scheme's null slot is never a fact's
         from lokiserve.train.bound_slots import null_slot
@@ -211,7 +213,7 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
             for c in subject_contexts(fa.subject):
                 s = codec.sequence(c, None, fa.subject)
                 positives[i].append((texts.add(s, c), s.read_at))
-    units = continuation_units(texts, write_idx, owners) if continuation else []
+    units = continuation_units(texts, write_idx, owners) if opts.continuation else []
     needed = len(units) + (0 if bound else len(facts))
     if len(free) < needed:
         raise FactsError(f"field {name!r} has {len(free)} empty slots; {len(facts)} facts need {needed} "
@@ -231,9 +233,6 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
     before: Probe = checks.probe(model)
 
     routed = ([] if bound else facts)
-    unit_layer = opts.continuation_layer if opts.continuation_layer is not None else route_layer
-    if unit_layer not in model.memory_modules():
-        raise FactsError(f"continuation layer {unit_layer} is not a KMM layer ({sorted(model.memory_modules())})")
     if routed or units:
         keys, fit, t_keys = _fit(model, codec, routed, texts, positives if routed else [], units, route_layer,
                                  unit_layer, opts, name, t0, log)
@@ -340,16 +339,16 @@ def _fit(model, codec, facts, texts, positives, units, route_layer, unit_layer, 
         same.setdefault(texts.seqs[pos[0][0]].answer[: j + 1], []).append(rows)
     unit_excluded = [torch.cat(same[texts.seqs[pos[0][0]].answer[: j + 1]]).unique() for (i, j, pos) in units]
     parts, fit = [], {"facts": 0, "separated": 0}
-    for layer, rows, excl in ((route_layer, pos_rows, excluded), (unit_layer, unit_rows, unit_excluded)):
-        if not rows:
-            continue
-        k, stats = fit_keys(queries[layer], rows, excl, opts.routing)
+    if pos_rows:
+        k, stats = fit_keys(queries[route_layer], pos_rows, excluded, opts.routing)
         stats.pop("per_fact")
         parts.append(k)
-        if layer == route_layer and rows is pos_rows:
-            fit.update(stats)
-        else:
-            fit["continuation"] = {"layer": unit_layer, **stats}
+        fit.update(stats)
+    if unit_rows:
+        k, stats = fit_keys(queries[unit_layer], unit_rows, unit_excluded, opts.routing)
+        stats.pop("per_fact")
+        parts.append(k)
+        fit["continuation"] = {"layer": unit_layer, **stats}
     keys = torch.cat(parts)
     t_keys = time.time() - t0
     cont = fit.get("continuation", {})
