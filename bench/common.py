@@ -1,7 +1,7 @@
 """Helpers shared by the bench scripts: model choice, machine facts, result files.
 
-Imported by ``bench/throughput.py`` and ``bench/swap_under_load.py`` (run as
-scripts from the repository root: ``python bench/<name>.py``); it puts the
+Imported by the bench scripts (run from the repository root:
+``python bench/<name>.py``); it puts the
 repository root on ``sys.path`` so ``lokiserve.testing`` (the tiny random
 checkpoint) and ``lokiserve`` import from a checkout.
 """
@@ -13,9 +13,12 @@ import json
 import os
 import platform
 import re
+import secrets
 import shlex
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +27,34 @@ if str(REPO) not in sys.path:
 
 DEMO = REPO / "memories" / "demo"
 RESULTS = REPO / "bench" / "results"
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@contextmanager
+def served(model: Path, scratch: Path, *, extra: list[str] = (), kv_cache_gib: str = "1", timeout: float = 300.0):
+    """``lokiserve serve MODEL`` on free loopback ports (float32, eager,
+    max-model-len at most 512, a random admin token) until the block ends;
+    yields its ``api``/``admin`` URLs, ``token``, ``command``, ``log`` and
+    ``startup_seconds``. ``extra``: more ``serve``/vLLM flags (later win)."""
+    from lokiserve.testing import free_port, running, wait_http
+
+    _vocab, max_pos = model_limits(model)
+    port, admin_port = free_port(), free_port()
+    token = secrets.token_urlsafe(24)
+    cmd = [sys.executable, "-m", "lokiserve.cli", "serve", str(model), "--port", str(port), "--admin-port",
+           str(admin_port), "--state-dir", str(scratch / "state"), "--dtype", "float32", "--max-model-len",
+           str(min(512, max_pos)), "--enforce-eager", *extra]
+    env = {"LOKISERVE_ADMIN_TOKEN": token, "VLLM_CPU_KVCACHE_SPACE": kv_cache_gib}
+    log = scratch / "serve.log"
+    api, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
+    print(f"launching: {' '.join(cmd)} (log {log})", flush=True)
+    t = time.perf_counter()
+    with running(cmd, f"{admin}/healthz", log, env=env, timeout=timeout) as proc:
+        wait_http(f"{api}/health", proc, log, timeout)
+        yield {"api": api, "admin": admin, "token": token, "command": cmd, "log": log,
+               "startup_seconds": time.perf_counter() - t}
 
 
 # --------------------------------------------------------------------------- models

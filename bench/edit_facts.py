@@ -39,6 +39,8 @@ from lokiserve.paths import BENCH_DIR, REPO_ROOT, default_model_dir  # noqa: E40
 from lokiserve.train.checkpoint import load_model  # noqa: E402
 
 REAL_SET = REPO_ROOT / "memories" / "smollm2-counterfact" / "facts.jsonl"
+
+
 def new_names(codec: Codec, world: list[dict], n: int, rng: random.Random) -> list[str]:
     """``n`` names the demo world never uses, of 1, 2, 3 and 4 tokens in turn
     (in the demo's own tokenizer): a capitalised word piece of its vocabulary
@@ -95,22 +97,19 @@ def run_sequential(args) -> dict:
     earlier fact is checked again (lifelong editing)."""
     from lokiserve.edit.verify import greedy_hits
 
-    if args.suite == "demo":
-        model_dir = Path(args.model or default_model_dir())
-        field, rows = "geography", None
-    else:
-        model_dir, field = Path(args.model), "general"
+    demo = args.suite == "demo"
+    model_dir = Path(args.model or default_model_dir()) if demo else Path(args.model)
     model = load_model(model_dir)
     codec = Codec.from_model_dir(model_dir)
     world = default_retain(model_dir)
-    if args.suite == "demo":
-        rows = geography_swaps(world, args.sequential, args.seed)
-        facts = parse_facts(rows)
-        opts = WriteOptions(unrelated_text=False, max_retain=args.max_retain)
+    if demo:
+        field, facts = "geography", parse_facts(geography_swaps(world, args.sequential, args.seed))
     else:
+        field = "general"
         facts = [dataclasses.replace(fa, paraphrases=fa.paraphrases[:1])
                  for fa in read_facts_file(args.facts)[: args.sequential]]
-        opts = WriteOptions(max_retain=args.max_retain)
+    opts = WriteOptions(unrelated_text=not demo, max_retain=args.max_retain)
+    fact_seqs = [codec.sequence(fa.prompt, fa.answer, fa.subject) for fa in facts]
     edited = {fa.prompt for fa in facts}
     rest = [r for r in world if r["prompt"] not in edited]
     rest_seqs = [codec.sequence(r["prompt"], r["answer"]) for r in rest]
@@ -121,13 +120,13 @@ def run_sequential(args) -> dict:
         t0 = time.time()
         result = write_facts(model, codec, field, part, retain=world, options=opts, log=lambda *_: None)
         model.apply_field(field, result.field)
-        so_far = greedy_hits(model, codec, [codec.sequence(fa.prompt, fa.answer, fa.subject) for fa in facts[: a + len(part)]])
+        so_far = greedy_hits(model, codec, fact_seqs[: a + len(part)])
         writes.append({"facts_so_far": a + len(part), "seconds": round(time.time() - t0, 1),
                        "passed": result.passed, "efficacy_this_write": result.report.get("efficacy"),
                        "efficacy_all_so_far": round(sum(so_far) / len(so_far), 4)})
         print(json.dumps(writes[-1]), flush=True)
     seconds = time.time() - t_all
-    final = greedy_hits(model, codec, [codec.sequence(fa.prompt, fa.answer, fa.subject) for fa in facts])
+    final = greedy_hits(model, codec, fact_seqs)
     after_rest = greedy_hits(model, codec, rest_seqs)
     kept = [b for a, b in zip(before_rest, after_rest) if a]
     return {"suite": f"{args.suite}-sequential", "edits": len(facts), "chunk": args.chunk,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 import tempfile
 import time
@@ -63,24 +62,17 @@ def served_hits(client, model: str, pairs: list[tuple[str, str]]) -> float | Non
 def run(args) -> dict:
     from openai import OpenAI
 
-    from lokiserve.testing import free_port, running, wait_http
-
     scratch = Path(tempfile.mkdtemp(prefix="lokiserve-live-edit-"))
     model_dir, chosen = common.resolve_model(args.model, scratch)
-    _vocab, max_pos = common.model_limits(model_dir)
-    port, admin_port = free_port(), free_port()
-    token = secrets.token_urlsafe(24)
-    cmd = [sys.executable, "-m", "lokiserve.cli", "serve", str(model_dir), "--port", str(port), "--admin-port",
-           str(admin_port), "--state-dir", str(scratch / "state"), "--dtype", "float32", "--max-model-len", str(min(512, max_pos)),
-           "--enforce-eager", "--max-field-bytes", str(256 << 20)]
-    api, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
-    log = scratch / "serve.log"
-    real = chosen != "demo" and not (Path(model_dir) / "world.jsonl").exists()
+    world_file = Path(model_dir) / "world.jsonl"  # a demo-style model: its own facts; else a converted one
+    real = not world_file.exists()
+    world = [] if real else [json.loads(line) for line in world_file.read_text().splitlines() if line.strip()]
     field = args.field or ("general" if real else "geography")
-    world = [json.loads(line) for line in (common.DEMO / "world.jsonl").read_text().splitlines() if line.strip()]
     rows = []
-    with running(cmd, f"{admin}/healthz", log, env={"LOKISERVE_ADMIN_TOKEN": token}, timeout=600) as proc:
-        wait_http(f"{api}/health", proc, log, 600)
+    kv = os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")
+    with common.served(model_dir, scratch, extra=["--max-field-bytes", str(256 << 20)], kv_cache_gib=kv,
+                       timeout=600) as srv:
+        api, admin, token = srv["api"], srv["admin"], srv["token"]
         headers = {"Authorization": f"Bearer {token}"}
         ad = httpx.Client(base_url=admin, headers=headers, timeout=None)
         client = OpenAI(base_url=f"{api}/v1", api_key="unused", timeout=600)
@@ -140,7 +132,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if any(n < 1 for n in args.sizes):
         p.error("--sizes must be positive")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     data = run(args)
     out = common.out_dir(args.out, False)
     common.write_results(out, f"live_edit-{args.tag or data['model']}", data, markdown(data))

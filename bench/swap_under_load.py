@@ -43,11 +43,11 @@ import argparse
 import asyncio
 import os
 import random
-import secrets
 import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -304,42 +304,15 @@ async def bench(args, api_url: str, admin_url: str, token: str) -> dict:
 # --------------------------------------------------------------------------- server
 
 
+@contextmanager
 def launch(args, scratch: Path):
-    """Context manager: `lokiserve serve` on free loopback ports."""
-    from lokiserve.testing import free_port, running, wait_http
-
+    """`lokiserve serve` on free loopback ports (``common.served``), with the model this run chose."""
     model, chosen = common.resolve_model(args.model, scratch, prefer_tiny=args.smoke)
-    vocab, max_pos = common.model_limits(model)
+    vocab, _ = common.model_limits(model)
     args.token_id_limit = min(args.token_id_limit, vocab)
-    port, admin_port = free_port(), free_port()
-    token = secrets.token_urlsafe(24)
-    cmd = [sys.executable, "-m", "lokiserve.cli", "serve", str(model), "--port", str(port), "--admin-port", str(admin_port),
-           "--state-dir", str(scratch / "state"), "--dtype", "float32", "--max-model-len", str(min(512, max_pos)), "--enforce-eager",
-           *args.serve_arg]
-    env = {"LOKISERVE_ADMIN_TOKEN": token,
-           "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", f"{args.kv_cache_gib:g}")}
-    log = scratch / "serve.log"
-    api, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
-
-    class Launched:
-        def __enter__(self):
-            print(f"launching: {' '.join(cmd)} (log {log})", flush=True)
-            t = time.perf_counter()
-            self.ctx = running(cmd, f"{admin}/healthz", log, env=env, timeout=args.startup_timeout)
-            self.proc = self.ctx.__enter__()
-            try:
-                wait_http(f"{api}/health", self.proc, log, args.startup_timeout)
-            except BaseException:
-                self.ctx.__exit__(*sys.exc_info())
-                raise
-            self.startup = time.perf_counter() - t
-            return {"api": api, "admin": admin, "token": token, "model": model, "chosen": chosen,
-                    "command": cmd, "startup_seconds": self.startup, "log": log}
-
-        def __exit__(self, *exc):
-            return self.ctx.__exit__(*exc)
-
-    return Launched()
+    kv = os.environ.get("VLLM_CPU_KVCACHE_SPACE", f"{args.kv_cache_gib:g}")
+    with common.served(model, scratch, extra=args.serve_arg, kv_cache_gib=kv, timeout=args.startup_timeout) as srv:
+        yield {**srv, "model": model, "chosen": chosen}
 
 
 def markdown(result: dict) -> str:
