@@ -41,21 +41,28 @@ def all_queries(model: LoKiFormerForCausalLM, seqs: list[tuple[int, ...]], token
 
 @torch.no_grad()
 def answer_argmax(model: LoKiFormerForCausalLM, seqs: list[Sequence], tokens_per_batch: int = 4096
-                  ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                  ) -> list[torch.Tensor]:
     """Teacher-forced greedy predictions of each sequence's answer span:
-    per sequence (argmax ids at the answer positions plus the one after,
-    log-softmax rows there). Greedy decoding emits the answer iff every
-    argmax equals the next answer token."""
+    per sequence, the argmax ids at the answer positions plus the one after.
+    Greedy decoding emits the answer iff every argmax equals the next answer
+    token. The LM head runs once per batch, on the answer spans only."""
     out: list = [None] * len(seqs)
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
     for chunk in batches(order, tokens_per_batch, length=lambda i: len(seqs[i].ids)):
         ids, mask = right_padded([seqs[i].ids for i in chunk])
         hidden = model.model(ids, mask)
+        rows, cols = [], []
         for row, i in enumerate(chunk):
             s = seqs[i]
-            span = hidden[row, s.answer_start - 1: len(s.ids)]  # predicts answer tokens, then the one after
-            logp = torch.log_softmax(model.lm_head(span).float(), dim=-1)
-            out[i] = (logp.argmax(-1), logp)
+            span = range(s.answer_start - 1, len(s.ids))  # predicts answer tokens, then the one after
+            rows += [row] * len(span)
+            cols += span
+        am = model.lm_head(hidden[torch.tensor(rows), torch.tensor(cols)]).argmax(-1)
+        at = 0
+        for i in chunk:
+            n = len(seqs[i].ids) - seqs[i].answer_start + 1
+            out[i] = am[at: at + n]
+            at += n
     return out
 
 

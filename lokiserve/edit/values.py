@@ -7,7 +7,9 @@ layers above, with the fitted keys in place, so the solve sees exactly the
 routing the served model will apply. Only the fact slots of one field
 receive updates; every other slot, field and weight is restored after each
 step (bit-identical). Facts whose answers already win by a margin leave the
-active set, so the cost falls as the solve converges.
+active set, so the cost falls as the solve converges. The prefix of each
+sequence that no solved slot is read in runs once (``prefix``): steps run
+only the rest.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lokiserve.edit.encoding import Sequence, batches, right_padded
+from lokiserve.edit.encoding import Sequence, batches
+from lokiserve.edit.prefix import PrefixBatch, unread_prefix
 from lokiserve.model import LoKiFormerForCausalLM
 
 
@@ -65,6 +68,10 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
         m = torch.zeros(params[0].shape[:2], dtype=torch.bool)
         m[f, slots_of(li, range(n_facts))] = True  # the only entries that may change
         masks.append(m)
+    prefix = unread_prefix(model, f, {li: slots_of(li, range(n_facts)) for li in layers}, seqs)
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
+    groups = [(chunk, PrefixBatch(model, [seqs[i] for i in chunk], [prefix[i] for i in chunk]))
+              for chunk in batches(order, cfg.tokens_per_batch, length=lambda i: len(seqs[i].ids))]
     active = list(range(len(seqs)))
     owner_t = torch.tensor(owners)
     history = []
@@ -73,21 +80,32 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
             if not active:
                 break
             opt.zero_grad(set_to_none=True)
-            order = sorted(active, key=lambda i: len(seqs[i].ids))
+            live_seqs = set(active)
             worst = torch.full((len(seqs),), 0.0)
             total = 0.0
-            for chunk in batches(order, cfg.tokens_per_batch, length=lambda i: len(seqs[i].ids)):
-                ids, mask = right_padded([seqs[i].ids for i in chunk])
-                hidden = model.model(ids, mask)
-                losses = []
-                for row, i in enumerate(chunk):
-                    s = seqs[i]
+            for chunk, group in groups:
+                rows = [r for r, i in enumerate(chunk) if i in live_seqs]
+                if not rows:
+                    continue
+                hidden = group.forward(rows)
+                # Every target position of the batch through the LM head at once (per row, the head's
+                # small matmuls and vocabulary-wide softmaxes cost as much as the layers).
+                row_of, pos, tgt = [], [], []
+                for row, r in enumerate(rows):
+                    i = chunk[r]
+                    at = seqs[i].answer_start - 1 - prefix[i]  # in suffix coordinates
                     # the target may run one token past the answer (a keep sequence: what followed it too)
-                    logits = model.lm_head(hidden[row, s.answer_start - 1: s.answer_start - 1 + len(targets[i])]).float()
-                    logp = torch.log_softmax(logits, -1).gather(1, torch.tensor(targets[i]).view(-1, 1))
-                    worst[i] = logp.min().detach()
-                    losses.append(-logp.mean())
-                loss = torch.stack(losses).sum()
+                    row_of += [row] * len(targets[i])
+                    pos += range(at, at + len(targets[i]))
+                    tgt += targets[i]
+                row_t = torch.tensor(row_of)
+                logits = model.lm_head(hidden[row_t, torch.tensor(pos)]).float()
+                logp = torch.log_softmax(logits, -1).gather(1, torch.tensor(tgt).view(-1, 1)).squeeze(1)
+                counts = torch.bincount(row_t, minlength=len(rows)).float()
+                mean = torch.zeros(len(rows)).index_add(0, row_t, logp) / counts
+                low = torch.full((len(rows),), float("inf")).scatter_reduce(0, row_t, logp.detach(), "amin")
+                worst[torch.tensor([chunk[r] for r in rows])] = low
+                loss = -mean.sum()
                 loss.backward()
                 total += float(loss.detach())
             history.append(total / len(active))
@@ -122,7 +140,8 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
         for p in params:
             p.requires_grad_(False)
             p.grad = None
-    return {"steps": len(history), "solved_before_any_step": first_solved if history else 0, "loss_first": history[0] if history else None,
+    return {"steps": len(history), "prefix_tokens": sum(prefix), "tokens": sum(len(s.ids) for s in seqs),
+            "solved_before_any_step": first_solved if history else 0, "loss_first": history[0] if history else None,
             "loss_last": history[-1] if history else None, "unsolved": len(active)}
 
 

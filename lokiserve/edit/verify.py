@@ -49,14 +49,14 @@ def greedy_hits(model: LoKiFormerForCausalLM, codec: Codec, seqs: list[Sequence]
         return []
     cont = codec.continues_word()
     out = []
-    for s, (am, _) in zip(seqs, answer_argmax(model, seqs)):
+    for s, am in zip(seqs, answer_argmax(model, seqs)):
         ok = bool((am[:-1] == torch.tensor(s.answer)).all()) and not bool(cont[am[-1]])
         out.append(ok)
     return out
 
 
 def _predictions(model, seqs: list[Sequence]) -> list[torch.Tensor]:
-    return [am for am, _ in answer_argmax(model, seqs)] if seqs else []
+    return answer_argmax(model, seqs) if seqs else []
 
 
 @torch.no_grad()
@@ -68,8 +68,12 @@ def text_logprobs(model: LoKiFormerForCausalLM, seqs: list[tuple[int, ...]], tok
     for chunk in batches(order, tokens_per_batch, length=lambda i: len(seqs[i])):
         ids, mask = right_padded([seqs[i] for i in chunk])
         hidden = model.model(ids, mask)
-        for row, i in enumerate(chunk):
-            out[i] = torch.log_softmax(model.lm_head(hidden[row, : len(seqs[i])]).float(), -1)
+        real = mask.bool()  # one LM head call per batch, on the real tokens only
+        logp = torch.log_softmax(model.lm_head(hidden[real]).float(), -1)
+        at = 0
+        for i in chunk:
+            out[i] = logp[at: at + len(seqs[i])]
+            at += len(seqs[i])
     return out
 
 

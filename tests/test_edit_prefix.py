@@ -1,0 +1,72 @@
+"""The value solve's frozen prefix (``lokiserve.edit.prefix``): before the
+first position any solved slot is read at, no value can change anything, and
+the suffix run on the stored state gives what the whole sequence gives."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lokiserve.edit.encoding import Codec, right_padded
+from lokiserve.edit.prefix import PrefixBatch, unread_prefix
+from tests.engine_utils import DEMO, demo_available
+
+pytestmark = pytest.mark.skipif(not demo_available(), reason="the shipped demo model is missing")
+
+
+def _setup():
+    from lokiserve.train.checkpoint import load_model
+    from lokiserve.train.field_training import read_slots
+
+    model = load_model(DEMO)
+    codec = Codec.from_model_dir(DEMO)
+    rows = [json.loads(line) for line in (DEMO / "world.jsonl").read_text().splitlines() if line.strip()]
+    f = model.field_index("geography")
+    solved = [r for r in rows if r["field"] == "geography"][:6]
+    slots = read_slots(model, f, codec.tok, [{"prompt": r["prompt"], "answer": r["answer"]} for r in solved])
+    # Sequences of the solved facts, of the same domain, and of other domains, of varied lengths.
+    picked = solved + [r for r in rows if r["field"] == "geography"][40:46] + \
+        [r for r in rows if r["field"] != "geography"][::60]
+    seqs = [codec.sequence(r["prompt"], r["answer"]) for r in picked]
+    return model, f, slots, seqs
+
+
+def _set_values(model, f, slots, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for li, s in slots.items():
+            mem = model.memory_modules()[li]
+            mem.values[f, s] = torch.randn(len(s), mem.values.shape[-1], generator=g) * 3
+
+
+@torch.no_grad()
+def test_the_unread_prefix_is_untouched_by_the_solved_values_and_the_suffix_run_matches_the_whole():
+    model, f, slots, seqs = _setup()
+    prefix = unread_prefix(model, f, slots, seqs)
+    assert all(0 <= p <= s.answer_start - 1 for p, s in zip(prefix, seqs))
+    assert sum(prefix) > 0  # there is something to save
+    assert unread_prefix(model, f, {}, seqs) == [s.answer_start - 1 for s in seqs]  # nothing solved
+    ids, mask = right_padded([s.ids for s in seqs])
+
+    _set_values(model, f, slots, 0)
+    whole_a = model.model(ids, mask)
+    suffix = PrefixBatch(model, seqs, prefix).forward(list(range(len(seqs))))
+    rows = [1, 0, 3]  # any subset, in any order
+    some = PrefixBatch(model, seqs, prefix).forward(rows)
+    for r, (s, p) in enumerate(zip(seqs, prefix)):
+        n = len(s.ids) - p
+        torch.testing.assert_close(suffix[r, :n], whole_a[r, p: len(s.ids)], atol=2e-5, rtol=1e-4)
+    for k, r in enumerate(rows):
+        n = len(seqs[r].ids) - prefix[r]
+        torch.testing.assert_close(some[k, :n], whole_a[r, prefix[r]: len(seqs[r].ids)], atol=2e-5, rtol=1e-4)
+
+    _set_values(model, f, slots, 1)
+    whole_b = model.model(ids, mask)
+    moved = False
+    for r, (s, p) in enumerate(zip(seqs, prefix)):
+        assert torch.equal(whole_a[r, :p], whole_b[r, :p]), r  # nothing before the prefix's end moves
+        moved |= not torch.allclose(whole_a[r, p: len(s.ids)], whole_b[r, p: len(s.ids)])
+    assert moved  # the values do reach the suffixes
+
