@@ -58,11 +58,8 @@ def answer_argmax(model: LoKiFormerForCausalLM, seqs: list[Sequence], tokens_per
             rows += [row] * len(span)
             cols += span
         am = model.lm_head(hidden[torch.tensor(rows), torch.tensor(cols)]).argmax(-1)
-        at = 0
-        for i in chunk:
-            n = len(seqs[i].ids) - seqs[i].answer_start + 1
-            out[i] = am[at: at + n]
-            at += n
+        for i, part in zip(chunk, am.split([len(seqs[i].ids) - seqs[i].answer_start + 1 for i in chunk])):
+            out[i] = part
     return out
 
 

@@ -55,10 +55,6 @@ def greedy_hits(model: LoKiFormerForCausalLM, codec: Codec, seqs: list[Sequence]
     return out
 
 
-def _predictions(model, seqs: list[Sequence]) -> list[torch.Tensor]:
-    return answer_argmax(model, seqs) if seqs else []
-
-
 @torch.no_grad()
 def text_logprobs(model: LoKiFormerForCausalLM, seqs: list[tuple[int, ...]], tokens_per_batch: int = 4096
                   ) -> list[torch.Tensor]:
@@ -68,18 +64,16 @@ def text_logprobs(model: LoKiFormerForCausalLM, seqs: list[tuple[int, ...]], tok
     for chunk in batches(order, tokens_per_batch, length=lambda i: len(seqs[i])):
         ids, mask = right_padded([seqs[i] for i in chunk])
         hidden = model.model(ids, mask)
-        real = mask.bool()  # one LM head call per batch, on the real tokens only
-        logp = torch.log_softmax(model.lm_head(hidden[real]).float(), -1)
-        at = 0
-        for i in chunk:
-            out[i] = logp[at: at + len(seqs[i])]
-            at += len(seqs[i])
+        # one LM head call per batch, on the real tokens only
+        logp = torch.log_softmax(model.lm_head(hidden[mask]).float(), -1)
+        for i, part in zip(chunk, logp.split([len(seqs[i]) for i in chunk])):
+            out[i] = part
     return out
 
 
 def probe(model, neighbors: list[Sequence], retain: list[Sequence], retain_groups: list[str],
           unrelated: list[tuple[int, ...]]) -> Probe:
-    return Probe(_predictions(model, neighbors), _predictions(model, retain), retain_groups,
+    return Probe(answer_argmax(model, neighbors), answer_argmax(model, retain), retain_groups,
                  text_logprobs(model, unrelated))
 
 
@@ -93,8 +87,8 @@ def verify(model, codec: Codec, before: Probe, *, prompts: list[Sequence], given
     """The report of the model as it is now (the candidate field in place)
     against ``before``; ``passed`` says whether every threshold holds."""
     hits = greedy_hits(model, codec, prompts)
-    same_n = [bool(torch.equal(a, b)) for a, b in zip(_predictions(model, neighbors), before.neighbors)]
-    same_r = [bool(torch.equal(a, b)) for a, b in zip(_predictions(model, retain), before.retain)]
+    same_n = [bool(torch.equal(a, b)) for a, b in zip(answer_argmax(model, neighbors), before.neighbors)]
+    same_r = [bool(torch.equal(a, b)) for a, b in zip(answer_argmax(model, retain), before.retain)]
     groups: dict[str, list[bool]] = {}
     for g, ok in zip(before.retain_groups, same_r):
         groups.setdefault(g, []).append(ok)

@@ -250,7 +250,7 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
                   and any(subj in r["prompt"] for _, subj in subjects)][:MAX_KEEP]
     extra_seqs = [codec.sequence(r["prompt"], r["answer"]) for r in extra_rows]
     with torch.no_grad():
-        extra_pred = answer_argmax(model, extra_seqs) if extra_seqs else []
+        extra_pred = answer_argmax(model, extra_seqs)
 
     # ---- values
     try:
