@@ -88,6 +88,36 @@ def test_vllm_dev_mode_endpoints_are_off(server):
         assert r.status_code in (404, 405), path
 
 
+def _get_twice_on_one_connection(port: int, path: str, idle_s: float) -> list[int]:
+    """Two GETs over one TCP connection, ``idle_s`` apart: their statuses
+    (http.client does not reconnect: a closed connection raises)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    statuses = []
+    try:
+        for i in range(2):
+            if i:
+                time.sleep(idle_s)
+            conn.request("GET", path)
+            r = conn.getresponse()
+            r.read()
+            statuses.append(r.status)
+            sock = conn.sock if i == 0 else sock
+        assert conn.sock is sock, "the client opened a second connection"
+    finally:
+        conn.close()
+    return statuses
+
+
+def test_idle_connections_outlive_uvicorns_five_second_keep_alive(server):
+    """A pooled client may reuse a connection after a slow call elsewhere;
+    both servers keep it open past uvicorn's default 5 s (the keep-alive race
+    behind "Server disconnected without sending a response")."""
+    for port, path in ((server.port, "/health"), (server.admin_port, "/healthz")):
+        assert _get_twice_on_one_connection(port, path, 6.5) == [200, 200], port
+
+
 def test_export_round_trip_is_a_noop(admin):
     before = listing(admin)
     data = admin.get("/memory/fields/0/file")

@@ -18,6 +18,9 @@ from lokiserve.control import WORKER_EXTENSION
 from lokiserve.paths import default_model_dir
 
 
+KEEP_ALIVE_S = 75  # idle HTTP keep-alive of both servers (nginx's default; VLLM_HTTP_TIMEOUT_KEEP_ALIVE overrides)
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     # MODEL_DIR is found among vLLM's flags in any order (``split_model``), not by
     # argparse: a positional would swallow the value of an unknown flag
@@ -149,6 +152,7 @@ async def serve(args: argparse.Namespace, passthrough: list[str], settings, toke
         admin = uvicorn.Server(uvicorn.Config(
             build_admin_app(service, settings, token), host=settings.admin_host,
             port=settings.admin_port, log_level="warning", lifespan="off",
+            timeout_keep_alive=int(os.environ.get("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", KEEP_ALIVE_S)),
         ))
         admin.install_signal_handlers = lambda: None  # vLLM's server owns SIGINT/SIGTERM
         admin_task = asyncio.create_task(admin.serve())
@@ -186,6 +190,11 @@ def run_serve(args: argparse.Namespace, passthrough: list[str]) -> int:
     os.environ["VLLM_SERVER_DEV_MODE"] = "0"
     # CPU: size the KV cache explicitly (the GPU-style memory fraction fails here).
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    # Idle keep-alive connections live longer than uvicorn's 5 s: a pooled client
+    # that reuses a connection just as the server times it out gets "Server
+    # disconnected without sending a response" (a known keep-alive race); a
+    # slow admin call between two completions made that idle gap under load.
+    os.environ.setdefault("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", str(KEEP_ALIVE_S))
     if not (Path(args.model) / "config.json").is_file():
         print(f"lokiserve serve: error: {args.model} has no config.json (a LoKiFormer model directory; "
               "train the demo with `lokiserve train-demo`)", file=sys.stderr)
