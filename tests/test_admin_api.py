@@ -94,7 +94,7 @@ def _get_twice_on_one_connection(port: int, path: str, idle_s: float) -> list[in
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    statuses = []
+    statuses, socks = [], []
     try:
         for i in range(2):
             if i:
@@ -103,8 +103,8 @@ def _get_twice_on_one_connection(port: int, path: str, idle_s: float) -> list[in
             r = conn.getresponse()
             r.read()
             statuses.append(r.status)
-            sock = conn.sock if i == 0 else sock
-        assert conn.sock is sock, "the client opened a second connection"
+            socks.append(conn.sock)
+        assert socks[0] is socks[1], "the client opened a second connection"
     finally:
         conn.close()
     return statuses
