@@ -70,3 +70,27 @@ def test_the_unread_prefix_is_untouched_by_the_solved_values_and_the_suffix_run_
         moved |= not torch.allclose(whole_a[r, p: len(s.ids)], whole_b[r, p: len(s.ids)])
     assert moved  # the values do reach the suffixes
 
+
+def test_facts_read_together_stay_in_play_together():
+    """``solve_values(groups=...)``: a solved fact whose group-mate is not yet
+    solved keeps moving with it (one subject's facts are read together: a
+    frozen one would be undone by its mate's steps)."""
+    from lokiserve.edit.values import ValueConfig, owned_slots, solve_values
+
+    model, f, slots, seqs = _setup()
+    pair = {li: s[:2] for li, s in slots.items()}
+    already = seqs[0].answer  # fact 0 keeps the answer the demo gives: solved before any step
+    other = next(s.answer for s in seqs[6:] if s.answer != seqs[1].answer)  # fact 1 gets another answer
+    saved = {li: model.memory_modules()[li].values.detach().clone() for li in pair}
+    live_at_first_step = {}
+    for groups in (None, [0, 0]):
+        with torch.no_grad():
+            for li, v in saved.items():
+                model.memory_modules()[li].values.copy_(v)
+        seen = []
+        report = solve_values(model, f, owned_slots(pair), seqs[:2], [0, 1], ValueConfig(steps=1),
+                              targets=[already, other], groups=groups,
+                              progress=lambda step, live, loss: seen.append(live))
+        live_at_first_step[str(groups)] = seen[0]
+    assert report["steps"] == 1
+    assert live_at_first_step == {"None": 1, "[0, 0]": 2}

@@ -40,14 +40,21 @@ def owned_slots(slots: dict[int, torch.Tensor]) -> dict[int, list[torch.Tensor]]
 
 def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[torch.Tensor]], seqs: list[Sequence],
                  owners: list[int], cfg: ValueConfig, targets: list[tuple[int, ...]] | None = None,
-                 progress=None) -> dict:
+                 groups: list[int] | None = None, progress=None) -> dict:
     """Fit field ``f``'s values at ``owned[layer][i]`` (the slots fact ``i``
     owns in each KMM layer that routes facts: its read slot, and for a
     multi-token answer its continuation slots), so that each sequence
     produces its target tokens after the prompt (default: its answer; a
     *keep* sequence, a retain fact that mentions an edited subject, targets
     what the model said before the edit). Keys must already be in place and
-    the field enabled; slots in other layers keep key 0 and value 0 (empty)."""
+    the field enabled; slots in other layers keep key 0 and value 0 (empty).
+
+    ``groups[i]``: facts with the same group are read together (one subject's
+    facts, keyed at the same position: each prompt reads the mix of all their
+    values) and stay in play together. Freezing one of them once solved while
+    its group-mates kept moving undid it (measured on SmolLM2, 100 edits: the
+    capital and currency of Mexico, the capital of Chile, the language of
+    Syria, each solved and then lost)."""
     targets = targets or [s.answer for s in seqs]
     layers = sorted(owned)
     n_facts = len(owned[layers[0]])
@@ -70,10 +77,11 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
         masks.append(m)
     prefix = unread_prefix(model, f, {li: slots_of(li, range(n_facts)) for li in layers}, seqs)
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
-    groups = [(chunk, PrefixBatch(model, [seqs[i] for i in chunk], [prefix[i] for i in chunk]))
-              for chunk in batches(order, cfg.tokens_per_batch, length=lambda i: len(seqs[i].ids))]
+    runs = [(chunk, PrefixBatch(model, [seqs[i] for i in chunk], [prefix[i] for i in chunk]))
+            for chunk in batches(order, cfg.tokens_per_batch, length=lambda i: len(seqs[i].ids))]
     active = list(range(len(seqs)))
     owner_t = torch.tensor(owners)
+    group_of = list(groups) if groups is not None else list(range(n_facts))
     history = []
     try:
         for step in range(cfg.steps):
@@ -83,11 +91,11 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
             live_seqs = set(active)
             worst = torch.full((len(seqs),), 0.0)
             total = 0.0
-            for chunk, group in groups:
+            for chunk, run in runs:
                 rows = [r for r, i in enumerate(chunk) if i in live_seqs]
                 if not rows:
                     continue
-                hidden = group.forward(rows)
+                hidden = run.forward(rows)
                 # Every target position of the batch through the LM head at once (per row, the head's
                 # small matmuls and vocabulary-wide softmaxes cost as much as the layers).
                 row_of, pos, tgt = [], [], []
@@ -111,7 +119,8 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
             history.append(total / len(active))
             still = set(i for i in active if worst[i] < cfg.done_logprob)
             # A fact stays in play while any of its sequences is unsolved.
-            live = set(int(owner_t[i]) for i in still)
+            live_groups = set(group_of[int(owner_t[i])] for i in still)
+            live = set(i for i in range(n_facts) if group_of[i] in live_groups)
             if step == 0:
                 first_solved = len(set(owners)) - len(live)
             active = [i for i in active if int(owner_t[i]) in live]
