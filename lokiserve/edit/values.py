@@ -26,7 +26,9 @@ from lokiserve.model import LoKiFormerForCausalLM
 @dataclass
 class ValueConfig:
     steps: int = 40
-    lr: float = 0.5
+    # Adam's step. Measured on SmolLM2, 100 real edits in one field: lr 0.5 -> values in 178 s, efficacy 0.98,
+    # held-out paraphrases 0.94; 1.0 -> 151 s, 0.99, 0.96; 2.0 -> 122 s, 0.98, 0.96; locality 1.0 in all three.
+    lr: float = 1.0
     done_logprob: float = -0.4  # a sequence is solved when every answer token has log p above this
     tokens_per_batch: int = 4096
     max_norm: float | None = None  # cap on each slot's value norm (None: no cap)
