@@ -362,3 +362,21 @@ def test_smollm2_reads_a_subject_that_opens_the_prompt_at_the_next_token(smol):
     assert codec.decode(inside.ids[: inside.read_at + 1]) == "The capital of Germany"
     two = codec.sequence("South Korea is located in the continent of", "Europe", "South Korea")
     assert codec.decode(two.ids[: two.read_at + 1]) == "South Korea"  # ends at position 1: no shift
+
+
+def test_smollm2_refuses_a_one_token_prompt_before_any_forward_and_changes_nothing(smol):
+    """The one prompt SmolLM2 cannot be read at: a single token, position 0
+    (the attention sink). Refused with the reason; every field unchanged."""
+    from lokiserve.edit.encoding import Codec
+    from lokiserve.edit.facts import FactsError, parse_facts
+    from lokiserve.edit.writer import write_facts
+
+    source, out, model, tokenizer, prompts = smol
+    codec = Codec.from_model_dir(out)
+    assert len(codec.prompt("France").ids) == 1
+    memory = model.field_memory
+    before = [memory.checksum(f) for f in range(len(model.field_names))]
+    facts = parse_facts([{"prompt": "The capital of Spain is", "answer": "Lisbon"}, {"prompt": "France", "answer": "Paris"}])
+    with pytest.raises(FactsError, match=r"fact 2 \('France'\) has no position to read it at: its prompt is one token long"):
+        write_facts(model, codec, "general", facts, log=lambda *_: None)
+    assert [memory.checksum(f) for f in range(len(model.field_names))] == before

@@ -213,6 +213,13 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
             for c in subject_contexts(fa.subject):
                 s = codec.sequence(c, None, fa.subject)
                 positives[i].append((texts.add(s, c), s.read_at))
+    # Refused before any forward pass: a prompt of one token on a model without BOS (a subject that opens a
+    # longer prompt is read at the next token, ``Codec.sequence``).
+    unread = next((i for i, p in enumerate(positives) if not p), None)
+    if not bound and unread is not None:
+        raise FactsError(f"fact {unread + 1} ({facts[unread].prompt!r}) has no position to read it at: its prompt "
+                         "is one token long, and position 0 of a model without BOS (the attention sink) is never "
+                         "read; give a longer prompt")
     units = continuation_units(texts, write_idx, owners) if opts.continuation else []
     needed = len(units) + (0 if bound else len(facts))
     if len(free) < needed:
@@ -330,10 +337,6 @@ def _fit(model, codec, facts, texts, positives, units, route_layer, unit_layer, 
     layers = sorted({route_layer, unit_layer} if units else {route_layer})
     queries, starts = all_queries(model, [s.ids for s in texts.seqs], layers=layers)
     pos_rows = [torch.tensor([starts[k] + t for k, t in p], dtype=torch.long) for p in positives]
-    empty = [i for i, p in enumerate(pos_rows) if len(p) == 0]
-    if empty:
-        raise FactsError(f"fact {empty[0] + 1} ({facts[empty[0]].prompt!r}) has no position to read it at: "
-                         "its subject is the prompt's first token; give a subject later in the prompt")
     excluded = [torch.cat([e, p]).unique() for e, p in zip(_subject_rows(facts, texts, starts, codec), pos_rows)]
     # A continuation key may also fire where another fact's answer has the same tokens so far and next:
     # both read the same next token there, so that is not a leak.
