@@ -55,6 +55,9 @@ def add_verification_arguments(p: argparse.ArgumentParser) -> None:
                    "editing: earlier facts keep their slots; default: the field as the checkpoint has it)")
     g.add_argument("--value-steps", type=_positive_int, default=ValueConfig().steps,
                    help="most gradient steps of the value solve (general writer; default: %(default)s)")
+    g.add_argument("--value-precision", choices=("auto", "fp32"), default="auto",
+                   help="auto: value steps in bf16 where the CPU has AMX, then fp32 judges and finishes them; "
+                   "fp32: every step in fp32 (slower; the verification is fp32 either way; default: %(default)s)")
     g.add_argument("--key-steps", type=_positive_int, default=RoutingConfig().steps,
                    help="steps of the key fit (general writer; default: %(default)s)")
 
@@ -84,7 +87,7 @@ def add_edit_parser(sub) -> argparse.ArgumentParser:
 def options_from_args(args) -> WriteOptions:
     return WriteOptions(
         routing=RoutingConfig(steps=args.key_steps),
-        values=ValueConfig(steps=args.value_steps),
+        values=ValueConfig(steps=args.value_steps, bf16=None if args.value_precision == "auto" else False),
         thresholds=Thresholds(efficacy=args.min_efficacy, neighbors=args.min_neighbors, retain=args.min_retain,
                               unrelated_top1=args.min_unrelated_top1),
     )
