@@ -88,13 +88,15 @@ def fit_keys(queries: torch.Tensor, positives: list[torch.Tensor], excluded: lis
     pos_rows = torch.cat(positives)
     owner = torch.cat([torch.full((len(p),), i) for i, p in enumerate(positives)])
     counts = torch.tensor([len(p) for p in positives], dtype=torch.float32)
-    hard = None
+    q_pos = queries[pos_rows]
     k_hinge = min(cfg.hinge_negatives, cfg.hard_negatives, M)
     for step in range(cfg.steps):
         if step % cfg.mine_every == 0:
             hard = mine_negatives(queries, keys.detach(), excluded, cfg.hard_negatives)
-        s_pos = (torch.einsum("mhd,md->mh", queries[pos_rows], keys[owner]) / math.sqrt(d)).amax(-1)
-        s_neg = (torch.einsum("nchd,nd->nch", queries[hard], keys) / math.sqrt(d)).amax(-1)
+            # Gathered once per mining, not per step: at 1,000 keys x 256 negatives the gather is 65M floats.
+            q_hard = queries[hard]  # (n, c, H, d)
+        s_pos = (torch.einsum("mhd,md->mh", q_pos, keys[owner]) / math.sqrt(d)).amax(-1)
+        s_neg = (torch.einsum("nchd,nd->nch", q_hard, keys) / math.sqrt(d)).amax(-1)
         pos_loss = torch.zeros(n).index_add(0, owner, torch.relu(cfg.margin - s_pos)) / counts
         neg_loss = torch.relu(s_neg + cfg.negative_margin).topk(min(k_hinge, s_neg.shape[1]), dim=1).values.mean(1)
         loss = (cfg.positive_weight * pos_loss + neg_loss).sum() + cfg.l2 * keys.pow(2).sum()
