@@ -293,7 +293,13 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
         # bound slots are read one per prompt.
         by_subject: dict[str, int] = {}
         groups = None if bound else [by_subject.setdefault(fa.subject or f"#{i}", i) for i, fa in enumerate(facts)]
-        solved = solve_values(model, f, owned, seqs, keep_owners, vcfg, targets, groups=groups)
+        t_solve = time.time()
+
+        def progress(step, live, loss):  # a long solve says how far it is
+            if step % 10 == 9:
+                log(f"edit {name}: value step {step + 1}, {live} of {len(facts)} facts still in play, "
+                    f"loss {loss:.3f}, {time.time() - t_solve:.0f}s")
+        solved = solve_values(model, f, owned, seqs, keep_owners, vcfg, targets, groups=groups, progress=progress)
         t_values = time.time() - t0 - t_keys
         log(f"edit {name}: values in {t_values:.1f}s ({solved['steps']} steps, {solved['unsolved']} unsolved)")
         with torch.no_grad():
