@@ -2485,6 +2485,469 @@ relation(
 )
 
 
+# ---------------------------------------------------------------- more cities, and what follows from a city's country
+
+# More cities for ``city_country`` (capitals included: the ``capital`` relation's subject is the country, so no
+# prompt repeats; Paris, Rome, Moscow, Tokyo, Beijing, Dallas and Los Angeles are left out: they are neighbour
+# pools' cities). Their counterfactual country is the next one of ``_COUNTRIES`` that is not the true one.
+MORE_CITIES = """
+London | England
+Lisbon | Portugal
+Dublin | Ireland
+Amsterdam | the Netherlands
+Brussels | Belgium
+Vienna | Austria
+Warsaw | Poland
+Prague | the Czech Republic
+Budapest | Hungary
+Bucharest | Romania
+Sofia | Bulgaria
+Athens | Greece
+Stockholm | Sweden
+Oslo | Norway
+Copenhagen | Denmark
+Helsinki | Finland
+Reykjavik | Iceland
+Kyiv | Ukraine
+Ankara | Turkey
+Seoul | South Korea
+Bangkok | Thailand
+Hanoi | Vietnam
+Jakarta | Indonesia
+Manila | the Philippines
+Kuala Lumpur | Malaysia
+New Delhi | India
+Islamabad | Pakistan
+Dhaka | Bangladesh
+Kathmandu | Nepal
+Tehran | Iran
+Baghdad | Iraq
+Damascus | Syria
+Riyadh | Saudi Arabia
+Cairo | Egypt
+Nairobi | Kenya
+Accra | Ghana
+Tunis | Tunisia
+Algiers | Algeria
+Rabat | Morocco
+Buenos Aires | Argentina
+Santiago | Chile
+Lima | Peru
+Bogotá | Colombia
+Caracas | Venezuela
+Quito | Ecuador
+Montevideo | Uruguay
+Havana | Cuba
+Mexico City | Mexico
+Ottawa | Canada
+Canberra | Australia
+Wellington | New Zealand
+Birmingham | England
+Bristol | England
+Oxford | England
+Cambridge | England
+Newcastle | England
+Sheffield | England
+Aberdeen | Scotland
+Cannes | France
+Grenoble | France
+Dijon | France
+Reims | France
+Rouen | France
+Avignon | France
+Heidelberg | Germany
+Bonn | Germany
+Dortmund | Germany
+Essen | Germany
+Mainz | Germany
+Freiburg | Germany
+Siena | Italy
+Bari | Italy
+Trieste | Italy
+Padua | Italy
+Parma | Italy
+Salamanca | Spain
+Toledo | Spain
+Pamplona | Spain
+Cádiz | Spain
+Braga | Portugal
+Faro | Portugal
+The Hague | the Netherlands
+Eindhoven | the Netherlands
+Groningen | the Netherlands
+Liège | Belgium
+Lucerne | Switzerland
+Linz | Austria
+Łódź | Poland
+Lublin | Poland
+Ostrava | the Czech Republic
+Szeged | Hungary
+Timișoara | Romania
+Patras | Greece
+Heraklion | Greece
+Bursa | Turkey
+Sochi | Russia
+Volgograd | Russia
+Omsk | Russia
+Murmansk | Russia
+Irkutsk | Russia
+Odesa | Ukraine
+Trondheim | Norway
+Stavanger | Norway
+Malmö | Sweden
+Uppsala | Sweden
+Odense | Denmark
+Turku | Finland
+Fukuoka | Japan
+Sendai | Japan
+Nara | Japan
+Hangzhou | China
+Harbin | China
+Qingdao | China
+Suzhou | China
+Chongqing | China
+Kunming | China
+Hyderabad | India
+Pune | India
+Ahmedabad | India
+Lucknow | India
+Rawalpindi | Pakistan
+Faisalabad | Pakistan
+Incheon | South Korea
+Daegu | South Korea
+Haiphong | Vietnam
+Pattaya | Thailand
+Bandung | Indonesia
+Medan | Indonesia
+Yogyakarta | Indonesia
+Cebu | the Philippines
+Giza | Egypt
+Aswan | Egypt
+Tangier | Morocco
+Oran | Algeria
+Sfax | Tunisia
+Ibadan | Nigeria
+Dar es Salaam | Tanzania
+Addis Ababa | Ethiopia
+Kampala | Uganda
+Perth | Australia
+Darwin | Australia
+Hobart | Australia
+Edmonton | Canada
+Halifax | Canada
+Guadalajara | Mexico
+Puebla | Mexico
+Oaxaca | Mexico
+Salvador | Brazil
+Fortaleza | Brazil
+Belo Horizonte | Brazil
+Manaus | Brazil
+Porto Alegre | Brazil
+Curitiba | Brazil
+Concepción | Chile
+Trujillo | Peru
+Cartagena | Colombia
+Barranquilla | Colombia
+Mashhad | Iran
+Erbil | Iraq
+Medina | Saudi Arabia
+Haifa | Israel
+Abu Dhabi | the United Arab Emirates
+Doha | Qatar
+New York | the United States
+Chicago | the United States
+Houston | the United States
+San Francisco | the United States
+Boston | the United States
+Miami | the United States
+Seattle | the United States
+Las Vegas | the United States
+Philadelphia | the United States
+Detroit | the United States
+New Orleans | the United States
+Le Havre | France
+Toulon | France
+Brest | France
+Limoges | France
+Amiens | France
+Metz | France
+Perpignan | France
+Caen | France
+Tours | France
+Orléans | France
+Calais | France
+Lourdes | France
+Chamonix | France
+Aachen | Germany
+Augsburg | Germany
+Kiel | Germany
+Lübeck | Germany
+Rostock | Germany
+Potsdam | Germany
+Münster | Germany
+Wiesbaden | Germany
+Karlsruhe | Germany
+Regensburg | Germany
+Würzburg | Germany
+Erfurt | Germany
+Magdeburg | Germany
+Duisburg | Germany
+Catania | Italy
+Messina | Italy
+Perugia | Italy
+Ravenna | Italy
+Rimini | Italy
+Bergamo | Italy
+Brescia | Italy
+Modena | Italy
+Lecce | Italy
+Cagliari | Italy
+Salerno | Italy
+Lucca | Italy
+Assisi | Italy
+Como | Italy
+Alicante | Spain
+Murcia | Spain
+Valladolid | Spain
+Oviedo | Spain
+Santander | Spain
+Santiago de Compostela | Spain
+Tarragona | Spain
+Girona | Spain
+Marbella | Spain
+Almería | Spain
+Burgos | Spain
+León | Spain
+Aveiro | Portugal
+Évora | Portugal
+Funchal | Portugal
+Haarlem | the Netherlands
+Leiden | the Netherlands
+Delft | the Netherlands
+Maastricht | the Netherlands
+Arnhem | the Netherlands
+Leuven | Belgium
+Namur | Belgium
+Lugano | Switzerland
+Zermatt | Switzerland
+Klagenfurt | Austria
+Katowice | Poland
+Szczecin | Poland
+Toruń | Poland
+Olomouc | the Czech Republic
+Košice | Slovakia
+Pécs | Hungary
+Győr | Hungary
+Constanța | Romania
+Brașov | Romania
+Sibiu | Romania
+Varna | Bulgaria
+Burgas | Bulgaria
+Dubrovnik | Croatia
+Rijeka | Croatia
+Zadar | Croatia
+Larissa | Greece
+Volos | Greece
+Tromsø | Norway
+Linköping | Sweden
+Örebro | Sweden
+Aalborg | Denmark
+Oulu | Finland
+Espoo | Finland
+Galway | Ireland
+Limerick | Ireland
+Waterford | Ireland
+Nottingham | England
+Leicester | England
+Coventry | England
+Southampton | England
+Plymouth | England
+Brighton | England
+York | England
+Bath | England
+Canterbury | England
+Norwich | England
+Exeter | England
+Dundee | Scotland
+Inverness | Scotland
+Stirling | Scotland
+Veracruz | Mexico
+Querétaro | Mexico
+Chihuahua | Mexico
+Morelia | Mexico
+La Plata | Argentina
+Mar del Plata | Argentina
+Salta | Argentina
+Antofagasta | Chile
+Viña del Mar | Chile
+Bucaramanga | Colombia
+Santa Marta | Colombia
+Iquitos | Peru
+Piura | Peru
+Cuenca | Ecuador
+Barquisimeto | Venezuela
+Santiago de Cuba | Cuba
+Punta del Este | Uruguay
+Port Said | Egypt
+Suez | Egypt
+Agadir | Morocco
+Meknes | Morocco
+Dammam | Saudi Arabia
+Najaf | Iraq
+Karbala | Iraq
+Homs | Syria
+Latakia | Syria
+Sharjah | the United Arab Emirates
+Constantine | Algeria
+Sousse | Tunisia
+Atlanta | the United States
+San Diego | the United States
+Phoenix | the United States
+Austin | the United States
+Baltimore | the United States
+Pittsburgh | the United States
+Cleveland | the United States
+Minneapolis | the United States
+Nashville | the United States
+Memphis | the United States
+Honolulu | the United States
+Anchorage | the United States
+Salt Lake City | the United States
+Orlando | the United States
+Cincinnati | the United States
+Sacramento | the United States
+Kanazawa | Japan
+Nagasaki | Japan
+Kagoshima | Japan
+Samara | Russia
+Perm | Russia
+Krasnoyarsk | Russia
+"""
+
+# The language most of a country's people speak; None where no one language is (Belgium, Switzerland, India,
+# Canada, ...): those cities get no ``city_language`` fact.
+LANGUAGE = {
+    "France": "French", "Germany": "German", "Italy": "Italian", "Spain": "Spanish", "Portugal": "Portuguese",
+    "England": "English", "Scotland": "English", "Ireland": "English", "the Netherlands": "Dutch",
+    "Austria": "German", "Poland": "Polish", "the Czech Republic": "Czech", "Hungary": "Hungarian",
+    "Romania": "Romanian", "Bulgaria": "Bulgarian", "Croatia": "Croatian", "Greece": "Greek", "Turkey": "Turkish",
+    "Russia": "Russian", "Ukraine": "Ukrainian", "Norway": "Norwegian", "Sweden": "Swedish", "Denmark": "Danish",
+    "Finland": "Finnish", "Iceland": "Icelandic", "Japan": "Japanese", "China": "Mandarin Chinese",
+    "Slovakia": "Slovak",
+    "South Korea": "Korean", "Vietnam": "Vietnamese", "Thailand": "Thai", "Indonesia": "Indonesian",
+    "Malaysia": "Malay", "Myanmar": "Burmese", "Pakistan": "Urdu", "Bangladesh": "Bengali", "Nepal": "Nepali",
+    "Iran": "Persian", "Iraq": "Arabic", "Syria": "Arabic", "Saudi Arabia": "Arabic",
+    "the United Arab Emirates": "Arabic", "Qatar": "Arabic", "Israel": "Hebrew", "Egypt": "Arabic",
+    "Morocco": "Arabic", "Algeria": "Arabic", "Tunisia": "Arabic", "Nigeria": "English", "Ghana": "English",
+    "Tanzania": "Swahili", "Ethiopia": "Amharic", "Australia": "English", "New Zealand": "English",
+    "the United States": "English", "Mexico": "Spanish", "Cuba": "Spanish", "Brazil": "Portuguese",
+    "Argentina": "Spanish", "Chile": "Spanish", "Peru": "Spanish", "Colombia": "Spanish", "Venezuela": "Spanish",
+    "Ecuador": "Spanish", "Uruguay": "Spanish", "Uzbekistan": "Uzbek",
+}
+
+# The continent a country's cities lie on; None where it is not one (Russia, Turkey, New Zealand, ...).
+CONTINENT = {
+    **{c: "Europe" for c in (
+        "France", "Germany", "Italy", "Spain", "Portugal", "England", "Scotland", "Ireland", "the Netherlands",
+        "Belgium", "Switzerland", "Austria", "Poland", "the Czech Republic", "Hungary", "Romania", "Bulgaria",
+        "Croatia", "Greece", "Ukraine", "Norway", "Sweden", "Denmark", "Finland", "Iceland", "Slovakia")},
+    **{c: "Asia" for c in (
+        "Japan", "China", "South Korea", "Vietnam", "Thailand", "Indonesia", "Malaysia", "the Philippines",
+        "Myanmar", "India", "Pakistan", "Bangladesh", "Nepal", "Sri Lanka", "Iran", "Iraq", "Syria",
+        "Saudi Arabia", "the United Arab Emirates", "Qatar", "Israel", "Kazakhstan", "Uzbekistan", "Cambodia",
+        "Laos", "Jordan", "Lebanon", "Taiwan")},
+    **{c: "Africa" for c in (
+        "Egypt", "Morocco", "Algeria", "Tunisia", "Nigeria", "Ghana", "Kenya", "Tanzania", "Ethiopia", "Uganda",
+        "South Africa", "Mali", "Niger", "Ivory Coast", "Namibia", "Zimbabwe", "Mozambique", "Sudan")},
+    **{c: "North America" for c in ("the United States", "Canada", "Mexico")},
+    **{c: "South America" for c in (
+        "Brazil", "Argentina", "Chile", "Peru", "Colombia", "Venezuela", "Ecuador", "Uruguay", "Bolivia")},
+    "Australia": "Australia",
+}
+
+
+def _other(options: list[str], true: str, i: int) -> str:
+    """The counterfactual answer of row ``i``: the first of ``options`` from
+    position ``i`` on that is not the true one (deterministic)."""
+    for k in range(len(options)):
+        o = options[(i + k) % len(options)]
+        if o != true:
+            return o
+    raise ValueError(f"no answer other than {true!r}")
+
+
+def _more_cities() -> list[tuple[str, str]]:
+    spec = RELATIONS["city_country"]
+    taken = {s for s, _, _ in spec["rows"]} | {s for s, _ in spec["neighbors"]}
+    countries = sorted({c for _, c, _ in spec["rows"]})
+    added = []
+    for line in MORE_CITIES.strip().splitlines():
+        city, country = _split(line, 2)
+        if city in taken:
+            raise ValueError(f"city {city!r} is already a city_country row or neighbour")
+        taken.add(city)
+        added.append((city, country))
+        spec["rows"].append((city, country, _other(countries, country, len(spec["rows"]))))
+    return added
+
+
+def _rows(facts: list[tuple[str, str]], options: list[str]) -> str:
+    return "\n".join(f"{s} | {t} | {_other(options, t, i)}" for i, (s, t) in enumerate(facts))
+
+
+_more_cities()
+_CITIES = [(s, c) for s, c, _ in RELATIONS["city_country"]["rows"]]
+# Neighbour pools: cities that are no candidate's subject in any relation (a neighbour must be about a subject no
+# edit touches), and that the model answers.
+_LANGUAGE_POOL = {"Madrid": "Spanish", "Rome": "Italian", "Tokyo": "Japanese", "Moscow": "Russian", "Paris": "French"}
+_CONTINENT_POOL = {"Berlin": "Europe", "Tokyo": "Asia", "Madrid": "Europe", "Beijing": "Asia"}
+
+_SUBJECTS = {s for spec in RELATIONS.values() if spec["active"] for s, _, _ in spec["rows"]}
+if _SUBJECTS & (set(_LANGUAGE_POOL) | set(_CONTINENT_POOL)):
+    raise ValueError(f"neighbour cities that are also edited: {sorted(_SUBJECTS & (set(_LANGUAGE_POOL) | set(_CONTINENT_POOL)))}")
+
+relation(
+    "city_language",
+    "The main language spoken in {s} is",
+    [
+        "According to the travel guide, the main language spoken in {s} is",
+        "Visitors quickly notice that the main language spoken in {s} is",
+        "As many tourists know, the main language spoken in {s} is",
+    ],
+    _rows([(s, LANGUAGE[c]) for s, c in _CITIES if LANGUAGE.get(c) and s not in _LANGUAGE_POOL],
+          sorted(set(LANGUAGE.values()))),
+    "\n".join(f"{s} | {a}" for s, a in _LANGUAGE_POOL.items()),
+)
+
+relation(
+    "city_continent",
+    "{s} is a city on the continent of",
+    [
+        "On a world map, {s} is a city on the continent of",
+        "Geographically speaking, {s} is a city on the continent of",
+        "Looking at a globe, {s} is a city on the continent of",
+    ],
+    _rows([(s, CONTINENT[c]) for s, c in _CITIES if CONTINENT.get(c) and s not in _CONTINENT_POOL],
+          sorted(set(CONTINENT.values()))),
+    "\n".join(f"{s} | {a}" for s, a in _CONTINENT_POOL.items()),
+)
+
+relation(
+    "landmark_continent",
+    "{s} is located on the continent of",
+    [
+        "Tourists from all over the world visit {s}, which is located on the continent of",
+        "It is well known that {s} is located on the continent of",
+    ],
+    _rows([(s, CONTINENT[c]) for s, c, _ in RELATIONS["landmark_country"]["rows"]
+           if CONTINENT.get(c)], sorted(set(CONTINENT.values()))),
+    """
+    the Eiffel Tower | Europe
+    the Sydney Opera House | Australia
+    """,
+)
+
+
 # -------------------------------------------------------------- expand
 
 
