@@ -24,6 +24,7 @@ def _demo():
 
 def test_linears_are_bf16_only_inside_and_are_the_same_tensors_after():
     model, _ = _demo()
+    model.requires_grad_(False)  # the writer's state: only the memory being solved is trainable, and it is not Linear
     embed = model.get_input_embeddings().weight
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.weight is not embed]
     before = [(m.weight.data_ptr(), m.weight.detach().clone()) for m in linears]

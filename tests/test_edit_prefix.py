@@ -88,7 +88,7 @@ def test_facts_read_together_stay_in_play_together():
             for li, v in saved.items():
                 model.memory_modules()[li].values.copy_(v)
         seen = []
-        report = solve_values(model, f, owned_slots(pair), seqs[:2], [0, 1], ValueConfig(steps=1),
+        report = solve_values(model, f, owned_slots(pair), seqs[:2], [0, 1], ValueConfig(steps=1, finish_steps=0),
                               targets=[already, other], groups=groups,
                               progress=lambda step, live, loss: seen.append(live))
         live_at_first_step[str(groups)] = seen[0]
