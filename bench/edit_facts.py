@@ -201,7 +201,9 @@ def run_smollm2(args, record=None) -> list[dict]:
         row = {"suite": "smollm2", "edits": n, "seconds": round(seconds, 1), "seconds_per_edit": round(seconds / n, 2),
                **{k: rep.get(k) for k in ("efficacy", "paraphrase_given", "paraphrase_held_out", "neighbors",
                                           "retain", "unrelated_top1", "unrelated_kl", "passed")},
-               "keys_separated": rep["keys"].get("separated"), "value_steps": rep["values"]["steps"]}
+               "keys_separated": rep["keys"].get("separated"), "value_steps": rep["values"]["steps"],
+               "value_solve": rep["values"], "retain_by_group": rep.get("retain_by_group"),
+               "failures": rep.get("failures")}
         print(json.dumps(row), flush=True)
         out.append(row)
         if record is not None:  # a long run keeps what it has measured so far
