@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python}
 status=0
+started=$(mktemp)  # results are whatever this run writes (their names carry the device's)
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(), torch.__version__)" || exit 2
 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_kmm_kernel.py || status=1
 "$PY" bench/kmm_kernel.py || status=1
@@ -17,6 +18,6 @@ else
     echo "transformers missing: bench/decode_step.py skipped (it runs the reference model)"
 fi
 if [ -n "${OUT:-}" ]; then
-    cp bench/results/kmm_kernel-cuda* bench/results/decode_step-cuda* "$OUT"/ 2>/dev/null || true
+    find bench/results -type f -newer "$started" -exec cp {} "$OUT"/ \;
 fi
 exit $status
