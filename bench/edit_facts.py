@@ -203,7 +203,8 @@ def run_smollm2(args, record=None) -> list[dict]:
                                           "retain", "unrelated_top1", "unrelated_kl", "passed")},
                "keys_separated": rep["keys"].get("separated"), "value_steps": rep["values"]["steps"],
                "value_solve": rep["values"], "retain_by_group": rep.get("retain_by_group"),
-               "failures": rep.get("failures")}
+               "failures": rep.get("failures"), "failed_prompts": rep.get("failed_prompts"),
+               "changed_retain": rep.get("changed_retain"), "changed_neighbors": rep.get("changed_neighbors")}
         print(json.dumps(row), flush=True)
         out.append(row)
         if record is not None:  # a long run keeps what it has measured so far

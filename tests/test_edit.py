@@ -119,6 +119,12 @@ def test_edit_refuses_a_failing_write_with_numbers_and_no_file_and_force_writes_
     assert "refused: efficacy" in err and "No file written" in err
     numbers = json.loads(report.read_text())
     assert numbers["passed"] is False and numbers["efficacy"] < 0.9 and numbers["facts"] == 8
+    for kind, rate, checked in (("changed_retain", "retain", "retain_checked"),
+                                ("changed_neighbors", "neighbors", "neighbors_checked")):
+        # the report names what moved: as many as its rate says (up to 20), each with a different continuation
+        moved = round((1 - numbers[rate]) * numbers[checked]) if numbers[rate] is not None else 0
+        assert len(numbers[kind]) == min(20, moved), kind
+        assert all(c["before"] != c["after"] and c["prompt"] for c in numbers[kind])
     rc = main(["edit", "--facts", str(facts), "--field", "geography", "--out", str(out), "--force"])
     assert rc == 0 and out.exists()
     stored = json.loads(read_field(out).metadata["report"])

@@ -81,14 +81,22 @@ def _rate(flags: list[bool]) -> float | None:
     return round(sum(flags) / len(flags), 4) if flags else None
 
 
+def _changed(codec: Codec, seqs: list[Sequence], now: list[torch.Tensor], before: list[torch.Tensor],
+             same: list[bool], limit: int = 20) -> list[dict]:
+    return [{"prompt": codec.decode(s.ids[: s.answer_start]), "before": codec.decode(b.tolist()),
+             "after": codec.decode(a.tolist())}
+            for s, a, b, ok in zip(seqs, now, before, same) if not ok][:limit]
+
+
 def verify(model, codec: Codec, before: Probe, *, prompts: list[Sequence], given: list[Sequence],
            held_out: list[Sequence], neighbors: list[Sequence], retain: list[Sequence],
            unrelated: list[tuple[int, ...]], thresholds: Thresholds) -> dict:
     """The report of the model as it is now (the candidate field in place)
     against ``before``; ``passed`` says whether every threshold holds."""
     hits = greedy_hits(model, codec, prompts)
-    same_n = [bool(torch.equal(a, b)) for a, b in zip(answer_argmax(model, neighbors), before.neighbors)]
-    same_r = [bool(torch.equal(a, b)) for a, b in zip(answer_argmax(model, retain), before.retain)]
+    now_n, now_r = answer_argmax(model, neighbors), answer_argmax(model, retain)
+    same_n = [bool(torch.equal(a, b)) for a, b in zip(now_n, before.neighbors)]
+    same_r = [bool(torch.equal(a, b)) for a, b in zip(now_r, before.retain)]
     groups: dict[str, list[bool]] = {}
     for g, ok in zip(before.retain_groups, same_r):
         groups.setdefault(g, []).append(ok)
@@ -111,6 +119,9 @@ def verify(model, codec: Codec, before: Probe, *, prompts: list[Sequence], given
         "unrelated_kl": round(float(kl_t.mean()), 6) if len(kl_t) else None,
         "unrelated_positions": int(len(top1_t)),
         "failed_prompts": [codec.decode(s.ids[: s.answer_start]) for s, ok in zip(prompts, hits) if not ok][:20],
+        # what moved, as the model now continues it against before (its answer span and the token after)
+        "changed_neighbors": _changed(codec, neighbors, now_n, before.neighbors, same_n),
+        "changed_retain": _changed(codec, retain, now_r, before.retain, same_r),
     }
     checks = {"efficacy": report["efficacy"], "neighbors": report["neighbors"],
               "retain": report["retain"], "unrelated_top1": report["unrelated_top1"]}
