@@ -249,13 +249,13 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
     if bound:
         fit["routing"] = "bound slots (the model's own)" + (f", {len(units)} continuation keys" if units else "")
 
-    # ---- keep sequences: retain facts that mention an edited subject must not move. All of them, not only
-    # the verification's sample: in lifelong editing the earlier edits of a subject are among them (measured on
-    # the demo, 100 sequential edits: with the sample alone 82% of the first 50 edits held at the end).
+    # ---- keep sequences: retain facts that mention an edited subject (prompt or answer) must not move. All
+    # of them, not only the verification's sample: in lifelong editing the earlier edits of a subject are among
+    # them (measured on the demo, 100 sequential edits: with the sample alone 82% of the first 50 edits held).
     subjects = [(i, fa.subject) for i, fa in enumerate(facts) if fa.subject]
     taught, sampled = {fa.prompt for fa in facts}, {r["prompt"] for r in retain_rows}
     extra_rows = [r for r in (retain or []) if r["prompt"] not in taught and r["prompt"] not in sampled
-                  and any(subj in r["prompt"] for _, subj in subjects)][:MAX_KEEP]
+                  and any(subj in f"{r['prompt']} {r['answer']}" for _, subj in subjects)][:MAX_KEEP]
     extra_seqs = [codec.sequence(r["prompt"], r["answer"]) for r in extra_rows]
     with torch.no_grad():
         extra_pred = answer_argmax(model, extra_seqs)
@@ -283,10 +283,16 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
         # bound slots are read one per prompt.
         by_subject: dict[str, int] = {}
         group_of = [i if bound else by_subject.setdefault(fa.subject or f"#{i}", i) for i, fa in enumerate(facts)]
-        merged = False
+        merged, kept = False, set()
         for s, pred in zip(retain_seqs + extra_seqs + neighbors, before.retain + extra_pred + before.neighbors):
-            hits = keep_dependents(codec.decode(s.ids[: s.answer_start]), subjects)
+            # The answer counts as much as the prompt: a key fires where its subject ends, and an answer
+            # that is an edited subject ("The capital of Scotland is Edinburgh") reads it right before the
+            # token after the answer, which is compared too (1,000 SmolLM2 edits: every neighbour and retain
+            # fact that moved had only that token moved, "." to ","). One copy of each text: 2,058 neighbour
+            # and retain texts of the 1,000 edits are 107 distinct ones.
+            hits = keep_dependents(codec.decode(s.ids), subjects) if tuple(s.ids) not in kept else []
             if hits:
+                kept.add(tuple(s.ids))
                 seqs.append(s)
                 targets.append(tuple(int(t) for t in pred))  # the answer span and the token after, as verified
                 keep_owners.append(hits[0])
@@ -326,6 +332,16 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
     return WriteResult(result, report)
 
 
+def _mentions(text: str, subject: str) -> list[tuple[int, bool]]:
+    """Where ``subject`` ends in ``text``, and whether as a whole word."""
+    out = []
+    for m in re.finditer(re.escape(subject), text):
+        whole = (m.start() == 0 or not text[m.start() - 1].isalnum()) and \
+            (m.end() == len(text) or not text[m.end()].isalnum())
+        out.append((m.end(), whole))
+    return out
+
+
 def keep_dependents(text: str, subjects: list[tuple[int, str]]) -> list[int]:
     """The facts whose values a text that mentions their subjects can read,
     the one it reads at its end first (the subject that ends last, the
@@ -336,12 +352,7 @@ def keep_dependents(text: str, subjects: list[tuple[int, str]]) -> list[int]:
     Nigeria is" with the edit of Niger's, and "...of Argentina is" with tin's:
     frozen with those once solved while Argentina's and Nigeria's own edits
     moved on (1,000 SmolLM2 edits: 3 of 16 unedited capitals lost)."""
-    found = []
-    for i, subj in subjects:
-        for m in re.finditer(re.escape(subj), text):
-            whole = (m.start() == 0 or not text[m.start() - 1].isalnum()) and \
-                (m.end() == len(text) or not text[m.end()].isalnum())
-            found.append((whole, m.end(), len(subj), i))
+    found = [(whole, end, len(subj), i) for i, subj in subjects for end, whole in _mentions(text, subj)]
     found.sort(key=lambda t: (not t[0], -t[1], -t[2]))
     return list(dict.fromkeys(i for *_, i in found))
 
@@ -405,7 +416,9 @@ def _subject_rows(facts: list[Fact], texts: _Texts, starts: list[int], codec: Co
     for s in {fa.subject for fa in facts if fa.subject}:
         rows = []
         for k, t in enumerate(texts.texts):
-            if s in t:
+            # a whole word only: "tin" ends inside "Argentina" too, and its key was then free to fire where
+            # "The capital of Argentina is" is read (1,000 SmolLM2 edits: that capital lost)
+            if any(whole for _, whole in _mentions(t, s)):
                 rows.append(starts[k] + codec.sequence(t, None, s).read_at)
         by_subject[s] = rows
     out = []
