@@ -9,6 +9,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python}
 status=0
 started=$(mktemp)  # results are whatever this run writes (their names carry the device's)
+trap 'rm -f "$started"' EXIT
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(), torch.__version__)" || exit 2
 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_kmm_kernel.py || status=1
 "$PY" bench/kmm_kernel.py || status=1

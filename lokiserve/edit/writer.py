@@ -283,36 +283,34 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
         # bound slots are read one per prompt.
         by_subject: dict[str, int] = {}
         group_of = [i if bound else by_subject.setdefault(fa.subject or f"#{i}", i) for i, fa in enumerate(facts)]
-        merged, kept = False, set()
+        kept = set()
         for s, pred in zip(retain_seqs + extra_seqs + neighbors, before.retain + extra_pred + before.neighbors):
             # The answer counts as much as the prompt: a key fires where its subject ends, and an answer
             # that is an edited subject ("The capital of Scotland is Edinburgh") reads it right before the
             # token after the answer, which is compared too (1,000 SmolLM2 edits: every neighbour and retain
             # fact that moved had only that token moved, "." to ","). One copy of each text: 2,058 neighbour
             # and retain texts of the 1,000 edits are 107 distinct ones.
-            hits = keep_dependents(codec.decode(s.ids), subjects) if tuple(s.ids) not in kept else []
+            hits = keep_dependents(codec.decode(s.ids), subjects) if s.ids not in kept else []
             if hits:
-                kept.add(tuple(s.ids))
+                kept.add(s.ids)
                 seqs.append(s)
                 targets.append(tuple(int(t) for t in pred))  # the answer span and the token after, as verified
                 keep_owners.append(hits[0])
                 # Every fact it mentions can move it: their groups stay in play together until it holds.
                 roots = {group_of[i] for i in hits}
                 if len(roots) > 1:
-                    merged = True
                     group_of = [min(roots) if g in roots else g for g in group_of]
         # The demo's small backbone needs many more, larger steps to reach a value outside its codebook
         # (measured: 40 steps at lr 0.5 solved 21 of 48 edits, 200 at lr 1.0 solved 19 of 20 one-token ones).
         vcfg = dataclasses.replace(opts.values, steps=max(opts.values.steps, 200), lr=max(opts.values.lr, 1.0)) \
             if bound else opts.values
-        groups = None if bound and not merged else group_of
         t_solve = time.time()
 
         def progress(step, live, loss):  # a long solve says how far it is
             if step % 10 == 9:
                 log(f"edit {name}: value step {step + 1}, {live} of {len(facts)} facts still in play, "
                     f"loss {loss:.3f}, {time.time() - t_solve:.0f}s")
-        solved = solve_values(model, f, owned, seqs, keep_owners, vcfg, targets, groups=groups, progress=progress)
+        solved = solve_values(model, f, owned, seqs, keep_owners, vcfg, targets, groups=group_of, progress=progress)
         t_values = time.time() - t0 - t_keys
         log(f"edit {name}: values in {t_values:.1f}s ({solved['steps']} steps, {solved['unsolved']} unsolved)")
         with torch.no_grad():
@@ -350,8 +348,10 @@ def keep_dependents(text: str, subjects: list[tuple[int, str]]) -> list[int]:
     "Argentina") may fire there too, so it depends on it, but it does not
     own the text. Owning by the first substring found held "The capital of
     Nigeria is" with the edit of Niger's, and "...of Argentina is" with tin's:
-    frozen with those once solved while Argentina's and Nigeria's own edits
-    moved on (1,000 SmolLM2 edits: 3 of 16 unedited capitals lost)."""
+    once those were solved and frozen, the text left the solve while
+    Argentina's and Nigeria's own edits still moved (a flaw found by reading;
+    it was not what moved the three capitals the 1,000-edit run lost: those
+    moved the token after their answer, see the keep loop)."""
     found = [(whole, end, len(subj), i) for i, subj in subjects for end, whole in _mentions(text, subj)]
     found.sort(key=lambda t: (not t[0], -t[1], -t[2]))
     return list(dict.fromkeys(i for *_, i in found))
@@ -417,7 +417,7 @@ def _subject_rows(facts: list[Fact], texts: _Texts, starts: list[int], codec: Co
         rows = []
         for k, t in enumerate(texts.texts):
             # a whole word only: "tin" ends inside "Argentina" too, and its key was then free to fire where
-            # "The capital of Argentina is" is read (1,000 SmolLM2 edits: that capital lost)
+            # "The capital of Argentina is" is read
             if any(whole for _, whole in _mentions(t, s)):
                 rows.append(starts[k] + codec.sequence(t, None, s).read_at)
         by_subject[s] = rows
