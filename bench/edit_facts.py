@@ -202,6 +202,9 @@ def run_smollm2(args, record=None) -> list[dict]:
                **{k: rep.get(k) for k in ("efficacy", "paraphrase_given", "paraphrase_held_out", "neighbors",
                                           "retain", "unrelated_top1", "unrelated_kl", "passed")},
                "keys_separated": rep["keys"].get("separated"), "value_steps": rep["values"]["steps"],
+               # where the time went: keys (and everything before them), the value solve, the rest (verification)
+               "seconds_keys": rep.get("seconds_keys"), "seconds_values": rep.get("seconds_values"),
+               "value_precision": "bf16 steps, fp32 finish" if rep["values"].get("bf16_steps") else "fp32",
                "value_solve": rep["values"], "retain_by_group": rep.get("retain_by_group"),
                "failures": rep.get("failures"), "failed_prompts": rep.get("failed_prompts"),
                "changed_retain": rep.get("changed_retain"), "changed_neighbors": rep.get("changed_neighbors")}
@@ -242,6 +245,13 @@ def markdown(results, command: str) -> str:
             lines.append(f"| {r['edits']} | {r['efficacy']} | {r['paraphrase_given']} | {r['paraphrase_held_out']} | "
                          f"{r['neighbors']} | {r['retain']} | {r['unrelated_top1']} | {r['unrelated_kl']} | "
                          f"{r['seconds_per_edit']} | {r['passed']} |")
+        lines.append("")
+        for r in rows:
+            if r.get("seconds_keys") is not None:
+                rest = r["seconds"] - r["seconds_keys"] - r["seconds_values"]
+                lines.append(f"* N = {r['edits']}: {r['seconds']} s in all: keys (and the texts and the unedited "
+                             f"model's probe before them) {r['seconds_keys']} s, values {r['seconds_values']} s "
+                             f"({r['value_steps']} steps, {r.get('value_precision')}), verification {rest:.1f} s")
     return "\n".join(lines) + "\n"
 
 

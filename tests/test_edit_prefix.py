@@ -94,3 +94,31 @@ def test_facts_read_together_stay_in_play_together():
         live_at_first_step[str(groups)] = seen[0]
     assert report["steps"] == 1
     assert live_at_first_step == {"None": 1, "[0, 0]": 2}
+
+
+def test_the_prompt_phase_runs_on_the_prompts_alone_then_every_sequence_is_judged():
+    """``solve_values(first=...)``: the first steps see only the given
+    sequences (the facts' prompts); once those are solved, every sequence is
+    judged, and a fact still short on another of its sequences goes on. The
+    report's ``unsolved`` is counted over every sequence, in fp32."""
+    from lokiserve.edit.values import ValueConfig, owned_slots, solve_values
+
+    model, f, slots, seqs = _setup()
+    pair = {li: s[:2] for li, s in slots.items()}
+    # Facts 0 and 1 keep the demo's own answers on their prompts (solved before any step); a second sequence
+    # of fact 1, its prompt asked for another answer, is outside the prompt phase and unsolved.
+    other = next(s.answer for s in seqs[6:] if s.answer != seqs[1].answer)
+    work = [seqs[0], seqs[1], seqs[1]]
+    targets = [seqs[0].answer, seqs[1].answer, other]
+    seen = []
+    cfg = ValueConfig(steps=4, finish_steps=0, bf16=False)
+    report = solve_values(model, f, owned_slots(pair), work, [0, 1, 1], cfg, targets=targets, first=[0, 1],
+                          progress=lambda step, live, loss: seen.append(live))
+    assert report["prompt_steps"] == 1 and seen[0] == 0  # the prompts alone: nothing in play after one step
+    assert report["steps"] > 1 and seen[1] == 1  # then fact 1 goes on, for its other sequence
+    with torch.no_grad():
+        ids, mask = right_padded([s.ids for s in work])
+        logp = torch.log_softmax(model(ids, attention_mask=mask).logits.float(), -1)
+        worst = [min(float(logp[r, s.answer_start - 1 + j, t]) for j, t in enumerate(tg))
+                 for r, (s, tg) in enumerate(zip(work, targets))]
+    assert report["unsolved"] == sum(w < cfg.done_logprob for w in worst), worst

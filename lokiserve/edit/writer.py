@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -200,12 +199,14 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
 
     # ---- sequences
     texts = _Texts()
-    write_idx, owners = [], []
+    write_idx, owners, prompt_rows = [], [], []
     positives: list[list[tuple[int, int]]] = [[] for _ in facts]  # (text index, position)
     for i, fa in enumerate(facts):
-        for p in (fa.prompt,) + fa.paraphrases:
+        for j, p in enumerate((fa.prompt,) + fa.paraphrases):
             s = codec.sequence(p, fa.answer, fa.subject)
             k = texts.add(s, p)
+            if j == 0:
+                prompt_rows.append(len(write_idx))
             write_idx.append(k)
             owners.append(i)
             if s.read_at > 0:  # position 0 of a BOS-less model is the attention sink: never a key
@@ -310,7 +311,10 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
             if step % 10 == 9:
                 log(f"edit {name}: value step {step + 1}, {live} of {len(facts)} facts still in play, "
                     f"loss {loss:.3f}, {time.time() - t_solve:.0f}s")
-        solved = solve_values(model, f, owned, seqs, keep_owners, vcfg, targets, groups=group_of, progress=progress)
+        # The general path solves on the facts' own prompts first (about half of the tokens); the demo's
+        # bound slots are read one per prompt, so a paraphrase is its own problem there.
+        solved = solve_values(model, f, owned, seqs, keep_owners, vcfg, targets, groups=group_of, progress=progress,
+                              first=None if bound else prompt_rows)
         t_values = time.time() - t0 - t_keys
         log(f"edit {name}: values in {t_values:.1f}s ({solved['steps']} steps, {solved['unsolved']} unsolved)")
         with torch.no_grad():
@@ -318,6 +322,7 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
         report.update({"field": name, "method": "fitted keys + solved values", "routing_layer": route_layer, "slots_used": int(len(torch.cat([t for v in owned.values() for t in v]).unique())),
                        "continuation_slots": len(units),
                        "keys": fit, "values": solved,
+                       "seconds_keys": round(t_keys, 1), "seconds_values": round(t_values, 1),
                        "seconds": round(time.time() - t0, 1), "seconds_per_fact": round((time.time() - t0) / len(facts), 3)})
         result = model.export_field(
             f, description=description or f"{len(facts)} facts written by lokiserve edit",
@@ -331,12 +336,19 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
 
 
 def _mentions(text: str, subject: str) -> list[tuple[int, bool]]:
-    """Where ``subject`` ends in ``text``, and whether as a whole word."""
+    """Where ``subject`` ends in ``text``, and whether as a whole word
+    (non-overlapping, left to right, as ``re.finditer`` finds them). A plain
+    scan: at 1,000 edits this runs ~15 million times, and compiling or
+    looking up a regex per call took 50 s of a write's first phase."""
     out = []
-    for m in re.finditer(re.escape(subject), text):
-        whole = (m.start() == 0 or not text[m.start() - 1].isalnum()) and \
-            (m.end() == len(text) or not text[m.end()].isalnum())
-        out.append((m.end(), whole))
+    if not subject:
+        return out
+    start = text.find(subject)
+    while start >= 0:
+        end = start + len(subject)
+        whole = (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
+        out.append((end, whole))
+        start = text.find(subject, end)
     return out
 
 
@@ -418,7 +430,7 @@ def _subject_rows(facts: list[Fact], texts: _Texts, starts: list[int], codec: Co
         for k, t in enumerate(texts.texts):
             # a whole word only: "tin" ends inside "Argentina" too, and its key was then free to fire where
             # "The capital of Argentina is" is read
-            if any(whole for _, whole in _mentions(t, s)):
+            if s in t and any(whole for _, whole in _mentions(t, s)):
                 rows.append(starts[k] + codec.sequence(t, None, s).read_at)
         by_subject[s] = rows
     out = []
