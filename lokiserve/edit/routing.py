@@ -43,17 +43,21 @@ class RoutingConfig:
     hinge_negatives: int = 128  # the hardest this many per key enter each step's loss
 
 
-def _scores(q: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """q: (M, H, d); keys: (n, d) -> (n, M) best head's score."""
+def _scores(q: torch.Tensor, keys: torch.Tensor, floor: torch.Tensor | None = None) -> torch.Tensor:
+    """q: (M, H, d); keys: (n, d) -> (n, M) best head's score, above
+    ``floor`` (M, H) where given (the score a key must beat there)."""
     d = q.shape[-1]
     s = torch.einsum("mhd,nd->nmh", q, keys) / math.sqrt(d)
+    if floor is not None:
+        s = s - floor
     return s.amax(-1)
 
 
 def mine_negatives(queries: torch.Tensor, keys: torch.Tensor, excluded: list[torch.Tensor], count: int,
-                   chunk: int = 8192) -> torch.Tensor:
+                   chunk: int = 8192, floor: torch.Tensor | None = None) -> torch.Tensor:
     """For each key, the ``count`` highest-scoring query rows that must not
-    fire it (rows in ``excluded[i]`` may). Returns (n, count) row indices."""
+    fire it (rows in ``excluded[i]`` may), scored above ``floor`` where
+    given. Returns (n, count) row indices."""
     n, M = keys.shape[0], queries.shape[0]
     count = min(count, M)
     best_s = torch.full((n, 0), -math.inf)
@@ -64,7 +68,7 @@ def mine_negatives(queries: torch.Tensor, keys: torch.Tensor, excluded: list[tor
         if excluded else torch.zeros(0, dtype=torch.long)
     ex_row = torch.cat([ex.long() for ex in excluded]) if excluded else torch.zeros(0, dtype=torch.long)
     for a in range(0, M, chunk):
-        s = _scores(queries[a:a + chunk], keys)  # (n, m)
+        s = _scores(queries[a:a + chunk], keys, None if floor is None else floor[a:a + chunk])  # (n, m)
         here = (ex_row >= a) & (ex_row < a + chunk)
         s[ex_key[here], ex_row[here] - a] = -math.inf
         s_all = torch.cat([best_s, s], 1)
@@ -75,10 +79,16 @@ def mine_negatives(queries: torch.Tensor, keys: torch.Tensor, excluded: list[tor
 
 
 def fit_keys(queries: torch.Tensor, positives: list[torch.Tensor], excluded: list[torch.Tensor],
-             cfg: RoutingConfig) -> tuple[torch.Tensor, dict]:
+             cfg: RoutingConfig, rivals: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict]:
     """queries: (M, H, d_k) of one KMM layer; positives[i]: rows that must
     fire key i; excluded[i]: rows that may (every position where its subject
     ends, in any text). Returns keys (n, d_k) and a summary of the fit.
+
+    ``rivals``: (best, k-th), each (M, H), the scores of the keys already in
+    the field, where they are trained keys rather than empty slots (the
+    demo's bound slots): a positive must then beat the best of them by the
+    margin (it wins the softmax), a negative stay the negative margin below
+    the k-th (it is never selected). Without it both are 0: the empty slots.
 
     Each key starts at its positives' mean minus the mean query and is
     trained on a hinge loss: positives above ``margin``, the hardest
@@ -86,6 +96,7 @@ def fit_keys(queries: torch.Tensor, positives: list[torch.Tensor], excluded: lis
     for a max-margin solution that generalises to unseen phrasings."""
     M, H, d = queries.shape
     n = len(positives)
+    best, kth = rivals if rivals is not None else (None, None)
     keys = (torch.stack([queries[p].mean(0) for p in positives]) - queries.mean(0)).mean(1)  # (n, d)
     keys = keys.clone().requires_grad_(True)
     opt = torch.optim.Adam([keys], lr=cfg.lr)
@@ -93,14 +104,16 @@ def fit_keys(queries: torch.Tensor, positives: list[torch.Tensor], excluded: lis
     owner = torch.cat([torch.full((len(p),), i) for i, p in enumerate(positives)])
     counts = torch.tensor([len(p) for p in positives], dtype=torch.float32)
     q_pos = queries[pos_rows]
+    best_pos = best[pos_rows] if best is not None else 0.0
     k_hinge = min(cfg.hinge_negatives, cfg.hard_negatives, M)
     for step in range(cfg.steps):
         if step % cfg.mine_every == 0:
-            hard = mine_negatives(queries, keys.detach(), excluded, cfg.hard_negatives)
+            hard = mine_negatives(queries, keys.detach(), excluded, cfg.hard_negatives, floor=kth)
             # Gathered once per mining, not per step: at 1,000 keys x 256 negatives the gather is 65M floats.
             q_hard = queries[hard]  # (n, c, H, d)
-        s_pos = (torch.einsum("mhd,md->mh", q_pos, keys[owner]) / math.sqrt(d)).amax(-1)
-        s_neg = (torch.einsum("nchd,nd->nch", q_hard, keys) / math.sqrt(d)).amax(-1)
+            kth_hard = kth[hard] if kth is not None else 0.0
+        s_pos = (torch.einsum("mhd,md->mh", q_pos, keys[owner]) / math.sqrt(d) - best_pos).amax(-1)
+        s_neg = (torch.einsum("nchd,nd->nch", q_hard, keys) / math.sqrt(d) - kth_hard).amax(-1)
         pos_loss = torch.zeros(n).index_add(0, owner, torch.relu(cfg.margin - s_pos)) / counts
         neg_loss = torch.relu(s_neg + cfg.negative_margin).topk(min(k_hinge, s_neg.shape[1]), dim=1).values.mean(1)
         loss = (cfg.positive_weight * pos_loss + neg_loss).sum() + cfg.l2 * keys.pow(2).sum()
@@ -108,9 +121,9 @@ def fit_keys(queries: torch.Tensor, positives: list[torch.Tensor], excluded: lis
         loss.backward()
         opt.step()
     keys = keys.detach()
-    worst = mine_negatives(queries, keys, excluded, 1)[:, 0]
-    s_pos = (torch.einsum("mhd,md->mh", queries[pos_rows], keys[owner]) / math.sqrt(d)).amax(-1)
-    worst_neg = _scores_at(queries, keys, worst)
+    worst = mine_negatives(queries, keys, excluded, 1, floor=kth)[:, 0]
+    s_pos = (torch.einsum("mhd,md->mh", queries[pos_rows], keys[owner]) / math.sqrt(d) - best_pos).amax(-1)
+    worst_neg = _scores_at(queries, keys, worst, kth)
     pos_min = torch.full((n,), math.inf).scatter_reduce(0, owner, s_pos, "amin")
     separated = (pos_min > 0) & (worst_neg < 0)
     return keys, {"separated": int(separated.sum()), "facts": n,
@@ -118,9 +131,10 @@ def fit_keys(queries: torch.Tensor, positives: list[torch.Tensor], excluded: lis
                   "per_fact": separated}
 
 
-def _scores_at(queries: torch.Tensor, keys: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+def _scores_at(queries: torch.Tensor, keys: torch.Tensor, rows: torch.Tensor, floor=None) -> torch.Tensor:
     d = queries.shape[-1]
-    return (torch.einsum("nhd,nd->nh", queries[rows], keys) / math.sqrt(d)).amax(-1)
+    s = torch.einsum("nhd,nd->nh", queries[rows], keys) / math.sqrt(d)
+    return (s - (floor[rows] if floor is not None else 0.0)).amax(-1)
 
 
 __all__ = ["RoutingConfig", "fit_keys", "mine_negatives"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -243,8 +244,15 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
 
     routed = ([] if bound else facts)
     if routed or units:
+        # On a bound-slot model every slot of the field has a trained key: a continuation key competes with
+        # them, not with empty slots scoring 0.
+        rivals = None
+        if bound and units:
+            keep = torch.ones(model.memory_modules()[unit_layer].keys.shape[1], dtype=torch.bool)
+            keep[unit_slots] = False
+            rivals = model.memory_modules()[unit_layer].keys[f, keep].detach().float()
         keys, fit, t_keys = _fit(model, codec, routed, texts, positives if routed else [], units, route_layer,
-                                 unit_layer, opts, name, t0, log)
+                                 unit_layer, opts, name, t0, log, rivals)
     else:
         keys, fit, t_keys = None, {}, 0.0
     if bound:
@@ -386,10 +394,12 @@ def continuation_units(texts: _Texts, write_idx: list[int], owners: list[int]) -
     return units
 
 
-def _fit(model, codec, facts, texts, positives, units, route_layer, unit_layer, opts, name, t0, log):
+def _fit(model, codec, facts, texts, positives, units, route_layer, unit_layer, opts, name, t0, log,
+         unit_rivals: torch.Tensor | None = None):
     """Fitted keys (``routing.fit_keys``): one per fact, read at its subject
     in the first KMM layer, then one per continuation unit in
-    ``unit_layer``, in that order."""
+    ``unit_layer``, in that order. ``unit_rivals``: the trained keys a
+    continuation key competes with in its layer (a bound-slot field's)."""
     layers = sorted({route_layer, unit_layer} if units else {route_layer})
     queries, starts = all_queries(model, [s.ids for s in texts.seqs], layers=layers)
     pos_rows = [torch.tensor([starts[k] + t for k, t in p], dtype=torch.long) for p in positives]
@@ -408,7 +418,13 @@ def _fit(model, codec, facts, texts, positives, units, route_layer, unit_layer, 
         parts.append(k)
         fit.update(stats)
     if unit_rows:
-        k, stats = fit_keys(queries[unit_layer], unit_rows, unit_excluded, opts.routing)
+        rivals = None
+        if unit_rivals is not None:
+            q = queries[unit_layer]
+            top = (torch.einsum("mhd,nd->mhn", q, unit_rivals) / math.sqrt(q.shape[-1])).topk(
+                min(model.memory_modules()[unit_layer].topk, len(unit_rivals)), dim=-1).values
+            rivals = (top[..., 0], top[..., -1])
+        k, stats = fit_keys(queries[unit_layer], unit_rows, unit_excluded, opts.routing, rivals)
         stats.pop("per_fact")
         parts.append(k)
         fit["continuation"] = {"layer": unit_layer, **stats}
