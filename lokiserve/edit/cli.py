@@ -56,7 +56,8 @@ def add_verification_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--value-steps", type=_positive_int, default=ValueConfig().steps,
                    help="most gradient steps of the value solve (general writer; default: %(default)s)")
     g.add_argument("--value-precision", choices=("auto", "fp32"), default="auto",
-                   help="auto: value steps in bf16 where the CPU has AMX, then fp32 judges and finishes them; "
+                   help="auto: value steps in bf16 where the CPU multiplies it natively (AMX or AVX512-BF16), then fp32 "
+                   "judges and finishes them; "
                    "fp32: every step in fp32 (slower; the verification is fp32 either way; default: %(default)s)")
     g.add_argument("--key-steps", type=_positive_int, default=RoutingConfig().steps,
                    help="steps of the key fit (general writer; default: %(default)s)")
