@@ -118,12 +118,12 @@ def run_sequential(args) -> dict:
     for a in range(0, len(facts), args.chunk):
         part = facts[a: a + args.chunk]
         t0 = time.time()
-        # The earlier edits are held as retain facts too (``lokiserve edit --retain``), as a lifelong editor
+        # The earlier edits are held as retain facts too (``lokiserve edit --hold``), as a lifelong editor
         # holds what it wrote before: their prompts then also stay negatives for the new keys. Measured on
         # SmolLM2, 100 edits in writes of 10 with the generated country/element facts alone: 91% held at
         # the end, 2 of 10 writes refused. (The demo's world already holds every edited prompt.)
         known = {r["prompt"] for r in world}
-        retain = world + [{"prompt": fa.prompt, "answer": fa.answer, "domain": "earlier edits"}
+        retain = world + [{"prompt": fa.prompt, "answer": fa.answer, "domain": "earlier edits", "held": True}
                           for fa in facts[:a] if fa.prompt not in known]
         result = write_facts(model, codec, field, part, retain=retain, options=opts, log=lambda *_: None)
         model.apply_field(field, result.field)

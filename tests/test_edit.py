@@ -225,3 +225,34 @@ def test_continuation_slots_are_keyed_at_the_answers_own_tokens_and_leave_the_mo
         changed = (result.field.keys[li] != mem.keys[f]).any(-1)
         # continuation keys only in the routing layer; a bound-slot field keeps its other keys
         assert int(changed.sum()) == (result.report["continuation_slots"] if li == route else 0), li
+
+
+@needs_demo
+def test_hold_measures_and_holds_every_earlier_fact_besides_the_retain_set(tmp_path, capsys):
+    """``lokiserve edit --hold FILE``: the earlier writes' facts are held in
+    addition to the default retain set, every one of them measured (not left
+    to the retain sample), reported as their own group."""
+    from lokiserve.cli import main
+
+    rows = [json.loads(line) for line in (DEMO / "world.jsonl").read_text().splitlines() if line.strip()]
+    capitals = [r for r in rows if r["relation"] == "capital"][10:13]
+    currencies = sorted({r["answer"].strip() for r in rows if r["relation"] == "currency"})
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join(json.dumps({"prompt": r["prompt"], "subject": r["entity"], "answer": currencies[k]}) + "\n"
+                             for k, r in enumerate(capitals[:2])))
+    out1, out2, report = tmp_path / "a.safetensors", tmp_path / "b.safetensors", tmp_path / "r.json"
+    assert main(["edit", "--facts", str(first), "--field", "geography", "--out", str(out1)]) == 0
+    second = tmp_path / "second.jsonl"
+    second.write_text(json.dumps({"prompt": capitals[2]["prompt"], "subject": capitals[2]["entity"],
+                                  "answer": currencies[5]}) + "\n")
+    rc = main(["edit", "--facts", str(second), "--field", "geography", "--out", str(out2), "--start-from", str(out1),
+               "--hold", str(first), "--report", str(report)])
+    assert rc == 0
+    numbers = json.loads(report.read_text())
+    assert numbers["retain_by_group"]["held"] == 1.0  # the earlier edits, measured whatever the sample takes
+    assert numbers["retain_checked"] == 400 and len(numbers["retain_by_group"]) > 1  # beside the demo's own facts
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": 3}\n')
+    assert main(["edit", "--facts", str(second), "--field", "geography", "--out", str(tmp_path / "c"),
+                 "--hold", str(bad)]) == 2
+    assert "retain row needs" in capsys.readouterr().err

@@ -39,6 +39,10 @@ def _positive_int(text: str) -> int:
 def add_verification_arguments(p: argparse.ArgumentParser) -> None:
     t = Thresholds()
     g = p.add_argument_group("verification (measured on the written field before anything is written)")
+    g.add_argument("--hold", action="append", default=[], metavar="FILE",
+                   help="JSONL rows {prompt, answer} held as they are now *in addition to* the retain set, every one "
+                   "measured: in lifelong editing, the facts files of the earlier writes into this field (a new key "
+                   "may otherwise fire on an earlier edit's prompt); repeatable")
     g.add_argument("--report", default=None, help="write the verification report (JSON) to this file")
     g.add_argument("--force", action="store_true", help="write the field even if verification fails")
     g.add_argument("--min-efficacy", type=_fraction, default=t.efficacy,
@@ -119,6 +123,11 @@ def cmd_edit(args, **train_kwargs) -> int:
     try:
         facts = read_facts_file(args.facts)
         retain = _read_retain(args.retain)
+        held = [{"domain": "held", **row, "held": True} for path in args.hold for row in _read_retain(path)]
+        if held:
+            from lokiserve.edit.service import default_retain
+
+            retain = (default_retain(args.model) if retain is None else retain) + held
         model = load_model(args.model)
         model.field_index(args.field)
         if args.start_from:

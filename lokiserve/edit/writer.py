@@ -133,7 +133,11 @@ class Checks:
 def build_checks(codec: Codec, facts: list[Fact], retain: list[dict] | None, held_out, max_retain: int,
                  unrelated_text: bool = True) -> Checks:
     taught = {fa.prompt for fa in facts}
-    retain_rows = _sample([r for r in (retain or []) if r["prompt"] not in taught], max_retain)
+    # Rows marked "held" (``lokiserve edit --hold``: earlier edits of this field) are always measured and held;
+    # the rest is a deterministic sample.
+    held = [r for r in (retain or []) if r.get("held") and r["prompt"] not in taught]
+    rest = [r for r in (retain or []) if not r.get("held") and r["prompt"] not in taught]
+    retain_rows = held + _sample(rest, max(0, max_retain - len(held)))
     return Checks(
         prompts=[codec.sequence(fa.prompt, fa.answer, fa.subject) for fa in facts],
         given=[codec.sequence(p, fa.answer, fa.subject) for fa in facts for p in fa.paraphrases],
