@@ -114,6 +114,7 @@ def run_sequential(args) -> dict:
     rest = [r for r in world if r["prompt"] not in edited]
     rest_seqs = [codec.sequence(r["prompt"], r["answer"]) for r in rest]
     before_rest = greedy_hits(model, codec, rest_seqs)
+    known = {r["prompt"] for r in world}
     writes, t_all = [], time.time()
     for a in range(0, len(facts), args.chunk):
         part = facts[a: a + args.chunk]
@@ -122,7 +123,6 @@ def run_sequential(args) -> dict:
         # holds what it wrote before: their prompts then also stay negatives for the new keys. Measured on
         # SmolLM2, 100 edits in writes of 10 with the generated country/element facts alone: 91% held at
         # the end, 2 of 10 writes refused. (The demo's world already holds every edited prompt.)
-        known = {r["prompt"] for r in world}
         retain = world + [{"prompt": fa.prompt, "answer": fa.answer, "domain": "earlier edits", "held": True}
                           for fa in facts[:a] if fa.prompt not in known]
         result = write_facts(model, codec, field, part, retain=retain, options=opts, log=lambda *_: None)
