@@ -300,11 +300,16 @@ class LoKiFormerModel(LoKiFormerPreTrainedModel):
         self.post_init()
 
     def forward(self, input_ids, attention_mask=None, cache=None, kmm: KmmOptions | None = None,
-                num_layers: int | None = None):
+                num_layers: int | None = None, start_layer: int = 0, hidden: torch.Tensor | None = None):
         """``num_layers``: run only the first blocks and return their raw output
-        (no final norm): what reading the memory queries of early layers needs."""
+        (no final norm): what reading the memory queries of early layers needs.
+        ``start_layer`` with ``hidden`` (the raw output of the blocks below it
+        for these tokens): run from there, what a value solve needs, whose
+        lower blocks no value reaches."""
         B, T = input_ids.shape
-        h = self.embed_tokens(input_ids)  # (B, T, d)
+        h = self.embed_tokens(input_ids) if hidden is None else hidden  # (B, T, d)
+        if (hidden is None) != (start_layer == 0):
+            raise ValueError("start_layer > 0 needs the hidden states entering it, and only then")
         if attention_mask is None:
             attention_mask = torch.ones(B, T, dtype=torch.bool, device=input_ids.device)
         attention_mask = attention_mask.bool()
@@ -315,8 +320,10 @@ class LoKiFormerModel(LoKiFormerPreTrainedModel):
         # Positions count only real tokens, so left padding does not shift RoPE.
         positions = (key_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
         cos, sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, h.dtype)
-        new_states = []
+        new_states = [None if cache is None else cache.layers[i] for i in range(start_layer)]
         for i, layer in enumerate(self.layers):
+            if i < start_layer:
+                continue
             if num_layers is not None and i >= num_layers:
                 return h
             past = None if cache is None else cache.layers[i]

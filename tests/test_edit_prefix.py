@@ -49,6 +49,11 @@ def test_the_unread_prefix_is_untouched_by_the_solved_values_and_the_suffix_run_
     assert sum(prefix) > 0  # there is something to save
     assert unread_prefix(model, f, {}, seqs) == [s.answer_start - 1 for s in seqs]  # nothing solved
     ids, mask = right_padded([s.ids for s in seqs])
+    # built before the values move: the prefix state and the suffixes' input to the first solved layer
+    # must not depend on them
+    lowest = min(slots)
+    assert lowest > 0  # the test means something only if blocks below it are skipped
+    early = PrefixBatch(model, seqs, prefix, from_layer=lowest)
 
     _set_values(model, f, slots, 0)
     whole_a = model.model(ids, mask)
@@ -64,6 +69,10 @@ def test_the_unread_prefix_is_untouched_by_the_solved_values_and_the_suffix_run_
 
     _set_values(model, f, slots, 1)
     whole_b = model.model(ids, mask)
+    got = early.forward(rows)  # its cached lower blocks, the values as they are now above them
+    for k, r in enumerate(rows):
+        n = len(seqs[r].ids) - prefix[r]
+        torch.testing.assert_close(got[k, :n], whole_b[r, prefix[r]: len(seqs[r].ids)], atol=2e-5, rtol=1e-4)
     moved = False
     for r, (s, p) in enumerate(zip(seqs, prefix)):
         assert torch.equal(whole_a[r, :p], whole_b[r, :p]), r  # nothing before the prefix's end moves
@@ -122,3 +131,100 @@ def test_the_prompt_phase_runs_on_the_prompts_alone_then_every_sequence_is_judge
         worst = [min(float(logp[r, s.answer_start - 1 + j, t]) for j, t in enumerate(tg))
                  for r, (s, tg) in enumerate(zip(work, targets))]
     assert report["unsolved"] == sum(w < cfg.done_logprob for w in worst), worst
+
+
+def test_a_keep_sequence_is_solved_where_it_stays_the_argmax_no_less_sure_than_before():
+    """``solve_values(keep=...)``: a sequence whose target is the model's own
+    prediction (a held neighbour or retain fact) must stay as it was, not grow
+    surer than the model was: with p(target) below ``done_logprob`` it is
+    solved before any step as a keep sequence, and in play as a write."""
+    import math
+
+    from lokiserve.edit.encoding import Sequence
+    from lokiserve.edit.values import ValueConfig, owned_slots, solve_values
+
+    model, f, slots, seqs = _setup()
+    pair = {li: s[:1] for li, s in slots.items()}
+    cfg = ValueConfig(steps=1, finish_steps=0, bf16=False)
+    # a position inside a prompt where the model's own prediction is unsure: argmax, yet p below e^-0.4
+    unsure = None
+    with torch.no_grad():
+        for s in seqs:
+            logp = torch.log_softmax(model(torch.tensor([s.ids])).logits[0].float(), -1)
+            for t in range(2, s.answer_start):
+                top = float(logp[t - 1].max())
+                if math.log(0.05) < top < cfg.done_logprob - 0.2:
+                    unsure = (Sequence(s.ids[: t + 1], t, min(s.read_at, t - 1)), (int(logp[t - 1].argmax()),))
+                    break
+            if unsure:
+                break
+    assert unsure is not None
+    seq, target = unsure
+    for keep, live in ((True, 0), (False, 1)):
+        seen = []
+        solve_values(model, f, owned_slots(pair), [seq], [0], cfg, targets=[target], keep=[keep],
+                     progress=lambda step, n, loss: seen.append(n))
+        assert seen[0] == live, (keep, seen)
+
+
+@torch.no_grad()
+def test_answer_argmax_runs_each_distinct_sequence_once_and_answers_every_copy():
+    """Verification's teacher-forced predictions: duplicates (neighbour texts
+    shared by many edits) are computed once and give what a lone run gives."""
+    from lokiserve.edit import queries
+
+    model, _f, _slots, seqs = _setup()
+    alone = [queries.answer_argmax(model, [s])[0] for s in seqs]
+    mixed = [seqs[3], seqs[0], seqs[3], seqs[5], seqs[0], seqs[3]]
+    calls = []
+    real = model.model.forward
+
+    def counting(ids, *a, **k):
+        calls.append(int(ids.shape[0]))
+        return real(ids, *a, **k)
+    model.model.forward = counting
+    try:
+        got = queries.answer_argmax(model, mixed)
+    finally:
+        del model.model.forward
+    assert sum(calls) == 3  # three distinct sequences, one row each
+    for s, a in zip(mixed, got):
+        assert torch.equal(a, alone[seqs.index(s)])
+
+
+@torch.no_grad()
+def test_packs_repack_a_shrinking_set_by_copying_state_and_every_batch_still_matches_the_whole():
+    """``Packs``: the packing of every sequence runs the prefixes; the packing
+    of a subset copies their state (``PrefixBatch.gather``). Each batch, run
+    on the values as they are now, gives what the whole sequences give."""
+    from lokiserve.edit.prefix import Packs
+
+    from lokiserve.edit.encoding import Sequence
+
+    model, f, slots, seqs = _setup()
+    # 0-3 tokens of another text in front of each: sequences of one suffix length with prefixes of several
+    # lengths, so the state copied from a padded batch must be taken from its real positions
+    seqs = [Sequence(seqs[i - 1].ids[: i % 4] + s.ids, s.answer_start + i % 4, s.read_at + i % 4)
+            for i, s in enumerate(seqs)]
+    prefix = unread_prefix(model, f, slots, seqs)
+    packs = Packs(model, seqs, prefix, from_layer=min(slots), tokens_per_batch=64)  # small: several batches
+    every = packs.runs(set(range(len(seqs))))
+    assert any(len({prefix[i] for i in chunk}) > 1 for chunk, _ in every)  # padded prefixes to copy from
+    assert sorted(i for chunk, _ in every for i in chunk) == list(range(len(seqs)))
+    assert all(len({len(seqs[i].ids) - prefix[i] for i in chunk}) == 1 for chunk, _ in every)  # one suffix length
+    some = set(range(0, len(seqs), 3))
+    part = packs.runs(some)
+    assert part is not every and packs.packings == 2
+    assert sorted(i for chunk, _ in part for i in chunk) == sorted(some)
+    assert packs.runs(set(list(some)[: len(some) // 2 + 1])) is part  # more than half still in play: kept
+    _set_values(model, f, slots, 2)  # after packing: the stored state must not depend on the values
+    ids, mask = right_padded([s.ids for s in seqs])
+    whole = model.model(ids, mask)
+    for runs in (every, part):
+        for chunk, run in runs:
+            rows = list(range(len(chunk)))[::-1]  # any order
+            got = run.forward(rows)
+            for k, r in enumerate(rows):
+                i = chunk[r]
+                n = len(seqs[i].ids) - prefix[i]
+                torch.testing.assert_close(got[k, :n], whole[i, prefix[i]: len(seqs[i].ids)], atol=2e-5, rtol=1e-4)

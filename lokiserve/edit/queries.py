@@ -21,7 +21,15 @@ def all_queries(model: LoKiFormerForCausalLM, seqs: list[tuple[int, ...]], token
     (default all); the forward stops after the last of them.
 
     Returns ({KMM layer: (M, H, d_k)}, offsets) where sequence ``i``'s token
-    ``t`` is row ``offsets[i] + t`` (M = total tokens)."""
+    ``t`` is row ``offsets[i] + t``. Identical sequences share their rows
+    (M = the distinct sequences' tokens): one subject's facts bring the same
+    neutral contexts, and many edits the same neighbours (1,000 real edits:
+    ~6,000 of ~19,000 texts are repeats)."""
+    distinct = list(dict.fromkeys(tuple(s) for s in seqs))
+    if len(distinct) < len(seqs):
+        queries, firsts = all_queries(model, distinct, tokens_per_batch, layers)
+        at = dict(zip(distinct, firsts))
+        return queries, [at[tuple(s)] for s in seqs]
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     wanted = sorted(layers if layers is not None else model.memory_modules())
     rows: dict[int, list[torch.Tensor]] = {li: [] for li in wanted}
@@ -45,7 +53,14 @@ def answer_argmax(model: LoKiFormerForCausalLM, seqs: list[Sequence], tokens_per
     """Teacher-forced greedy predictions of each sequence's answer span:
     per sequence, the argmax ids at the answer positions plus the one after.
     Greedy decoding emits the answer iff every argmax equals the next answer
-    token. The LM head runs once per batch, on the answer spans only."""
+    token. The LM head runs once per batch, on the answer spans only, and
+    each distinct sequence once (1,000 real edits share ~100 distinct
+    neighbour texts among their 2,000)."""
+    distinct = list(dict.fromkeys((s.ids, s.answer_start) for s in seqs))
+    if len(distinct) < len(seqs):
+        firsts = {k: Sequence(*k, read_at=-1) for k in distinct}
+        got = dict(zip(distinct, answer_argmax(model, list(firsts.values()), tokens_per_batch)))
+        return [got[(s.ids, s.answer_start)] for s in seqs]
     out: list = [None] * len(seqs)
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
     for chunk in batches(order, tokens_per_batch, length=lambda i: len(seqs[i].ids)):

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lokiserve.edit.encoding import Sequence, batches
-from lokiserve.edit.prefix import PrefixBatch, unread_prefix
+from lokiserve.edit.encoding import Sequence
+from lokiserve.edit.prefix import Packs, unread_prefix
 from lokiserve.model import LoKiFormerForCausalLM
 
 
@@ -38,7 +38,12 @@ class ValueConfig:
     # held-out paraphrases 0.94; 1.0 -> 151 s, 0.99, 0.96; 2.0 -> 122 s, 0.98, 0.96; locality 1.0 in all three.
     lr: float = 1.0
     done_logprob: float = -0.4  # a sequence is solved when every answer token has log p above this
-    tokens_per_batch: int = 4096
+    # A keep sequence (its targets are what the model predicted before the write) is solved when each target
+    # is still the argmax with log p no lower than at the solve's start less this, or above ``done_logprob``:
+    # it must stay as it was, not grow surer than the model ever was (300 real edits: 31 of 32 keep sequences
+    # were below -0.4 after the prompt phase, 9 facts in play for them alone).
+    keep_slack: float = 0.1
+    tokens_per_batch: int = 8192  # padded tokens, stored prefix and stepped suffix together, per batch
     max_norm: float | None = None  # cap on each slot's value norm (None: no cap)
     # Steps in bf16 autocast where the CPU multiplies bf16 natively (None: auto; False: never), then up to
     # ``finish_steps`` more in fp32 for the facts fp32 finds unsolved. Measured on SmolLM2, 1,000 edits
@@ -74,15 +79,28 @@ def linears_in(model: LoKiFormerForCausalLM, dtype):
     convolutions and memory keys and values stay as they are, so the
     residual stream stays fp32."""
     if dtype is None:
-        yield
+        yield contextlib.nullcontext
         return
     embed = model.get_input_embeddings().weight
     saved = [(m.weight, m.weight.data) for m in model.modules()
              if isinstance(m, torch.nn.Linear) and m.weight is not embed and not m.weight.requires_grad]
-    try:
+    low = [data.to(dtype) for _, data in saved]
+
+    @contextlib.contextmanager
+    def exact():
+        """The model's own weights back for a while (state that later fp32
+        steps reuse is computed in fp32)."""
         for p, data in saved:
-            p.data = data.to(dtype)
-        yield
+            p.data = data
+        try:
+            yield
+        finally:
+            for (p, _), data in zip(saved, low):
+                p.data = data
+    try:
+        for (p, _), data in zip(saved, low):
+            p.data = data
+        yield exact
     finally:
         for p, data in saved:
             p.data = data
@@ -96,7 +114,8 @@ def owned_slots(slots: dict[int, torch.Tensor]) -> dict[int, list[torch.Tensor]]
 
 def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[torch.Tensor]], seqs: list[Sequence],
                  owners: list[int], cfg: ValueConfig, targets: list[tuple[int, ...]] | None = None,
-                 groups: list[int] | None = None, progress=None, first: list[int] | None = None) -> dict:
+                 groups: list[int] | None = None, progress=None, first: list[int] | None = None,
+                 keep: list[bool] | None = None) -> dict:
     """Fit field ``f``'s values at ``owned[layer][i]`` (the slots fact ``i``
     owns in each KMM layer that routes facts: its read slot, and for a
     multi-token answer its continuation slots), so that each sequence
@@ -112,7 +131,9 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
     capital and currency of Mexico, the capital of Chile, the language of
     Syria, each solved and then lost).
 
-    ``first``: sequence indices solved alone first (see the module's doc)."""
+    ``first``: sequence indices solved alone first (see the module's doc).
+    ``keep[i]``: sequence ``i``'s targets are the model's own predictions
+    (``ValueConfig.keep_slack``)."""
     targets = targets or [s.answer for s in seqs]
     # Each sequence only as far as its last target is predicted: a fact's last answer token is an input
     # no target is read from (1 of ~6 suffix tokens per real fact).
@@ -137,23 +158,23 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
         m[f, slots_of(li, range(n_facts))] = True  # the only entries that may change
         masks.append(m)
     prefix = unread_prefix(model, f, {li: slots_of(li, range(n_facts)) for li in layers}, seqs)
-    # Steps run suffixes only: one batch per suffix length, so no step multiplies padding (by full length,
-    # 100 real edits padded 1,249 suffix tokens to 3,015; in one batch by suffix, to 3,339).
-    suffix = [len(s.ids) - p for s, p in zip(seqs, prefix)]
-    by_length: dict[int, list[int]] = {}
-    for i in sorted(range(len(seqs)), key=lambda i: prefix[i]):
-        by_length.setdefault(suffix[i], []).append(i)
-    runs = [(chunk, PrefixBatch(model, [seqs[i] for i in chunk], [prefix[i] for i in chunk]))
-            for n in sorted(by_length) for chunk in batches(by_length[n], cfg.tokens_per_batch, length=lambda i: n)]
+    packs = Packs(model, seqs, prefix, layers[0], cfg.tokens_per_batch)
+    exact = contextlib.nullcontext  # within a bf16 phase: the context that puts the model's own weights back
     owner_t = torch.tensor(owners)
     group_of = list(groups) if groups is not None else list(range(n_facts))
 
-    def evaluate(live_seqs: set[int], grad: bool, dtype) -> tuple[torch.Tensor, float]:
-        """Per sequence, its worst answer token's log p (0 for sequences not
-        in ``live_seqs``); with ``grad``, the loss's gradient accumulates in
-        the values. ``dtype``: autocast's (None: the model's own, fp32)."""
+    floor = torch.full((len(seqs),), cfg.done_logprob)
+
+    def evaluate(live_seqs: set[int], grad: bool, dtype, raw: bool = False) -> tuple[torch.Tensor, float]:
+        """Per sequence, how far its worst answer token's log p is above
+        its floor, -inf where a target is not the argmax (0 for sequences
+        not in ``live_seqs``; ``raw``: the log p itself); with ``grad``, the
+        loss's gradient accumulates in the values. ``dtype``: autocast's
+        (None: the model's own, fp32)."""
         worst = torch.full((len(seqs),), 0.0)
         total = 0.0
+        with exact():  # batches built now are reused in fp32: their stored prefixes are computed in fp32
+            runs = packs.runs(live_seqs)
         cast = torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
         head = model.lm_head.weight if dtype is None else model.lm_head.weight.to(dtype)
         with cast, torch.set_grad_enabled(grad):
@@ -174,9 +195,14 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
                     tgt += targets[i]
                 row_t = torch.tensor(row_of)
                 logits = torch.nn.functional.linear(hidden[row_t, torch.tensor(pos)].to(head.dtype), head).float()
-                logp = torch.log_softmax(logits, -1).gather(1, torch.tensor(tgt).view(-1, 1)).squeeze(1)
-                low = torch.full((len(rows),), float("inf")).scatter_reduce(0, row_t, logp.detach(), "amin")
-                worst[torch.tensor([chunk[r] for r in rows])] = low
+                tgt_t = torch.tensor(tgt)
+                logp = torch.log_softmax(logits, -1).gather(1, tgt_t.view(-1, 1)).squeeze(1)
+                seq_t = torch.tensor([chunk[r] for r in rows])
+                margin = logp.detach() - (0.0 if raw else floor[seq_t][row_t])
+                if not raw:
+                    margin = margin.masked_fill(logits.detach().argmax(-1) != tgt_t, -float("inf"))
+                low = torch.full((len(rows),), float("inf")).scatter_reduce(0, row_t, margin, "amin")
+                worst[seq_t] = low
                 if grad:
                     counts = torch.bincount(row_t, minlength=len(rows)).float()
                     loss = -(torch.zeros(len(rows)).index_add(0, row_t, logp) / counts).sum()
@@ -187,7 +213,7 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
     def live_facts(worst: torch.Tensor, candidates) -> set[int]:
         """Facts still in play: a fact stays while any sequence of its group
         is unsolved."""
-        still = [i for i in candidates if worst[i] < cfg.done_logprob]
+        still = [i for i in candidates if worst[i] < 0]
         live_groups = set(group_of[int(owner_t[i])] for i in still)
         return set(i for i in range(n_facts) if group_of[i] in live_groups)
 
@@ -218,6 +244,10 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
                     p[f, every] = v * (cfg.max_norm / v.norm(dim=-1, keepdim=True).clamp(min=cfg.max_norm))
         return [i for i in active if int(owner_t[i]) in live], live, total / len(active)
 
+    if keep is not None and any(keep):
+        kept = [i for i, k in enumerate(keep) if k]
+        at_start, _ = evaluate(set(kept), False, None, raw=True)
+        floor[kept] = torch.minimum(floor[kept], at_start[kept] - cfg.keep_slack)
     history: list[float] = []
     first_solved = None
     fast = fast_dtype(cfg)
@@ -232,9 +262,10 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
         phases.append((None, cfg.finish_steps, None))
     fast_steps = 0
     first_steps = 0
+    finishing: set[int] = set()  # the sequences the fp32 finish started from
     try:
         for phase, (dtype, steps, start) in enumerate(phases):
-            with linears_in(model, dtype):
+            with linears_in(model, dtype) as exact:
                 if start is not None:
                     active = start
                 elif phase == 0:
@@ -243,6 +274,8 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
                     worst, _ = evaluate(set(range(len(seqs))), False, dtype)
                     live = live_facts(worst, range(len(seqs)))
                     active = [i for i in range(len(seqs)) if int(owner_t[i]) in live]
+                    if dtype is None:
+                        finishing = set(active)
                 for _ in range(cfg.steps - first_steps if steps is None else steps):
                     if not active:
                         break
@@ -256,15 +289,19 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
                         progress(len(history) - 1, len(live), loss)
                     if start is not None and len(live) <= cfg.first_until * n_facts:
                         break
-        if fast is not None:  # what is left unsolved, as the model's own precision sees it
-            worst, _ = evaluate(set(range(len(seqs))), False, None)
-            active = [i for i in range(len(seqs)) if worst[i] < cfg.done_logprob]
+            exact = contextlib.nullcontext
+        if fast is not None and finishing:  # what is left unsolved, as the model's own precision sees it
+            # The fp32 phase judged every sequence; only the facts it stepped moved since (a solved fact's
+            # values stay put): their sequences are judged again, not all (an fp32 pass over every suffix,
+            # ~20 s at 1,000 edits).
+            worst, _ = evaluate(finishing, False, None)
+            active = [i for i in sorted(finishing) if worst[i] < 0]
     finally:
         for p in params:
             p.requires_grad_(False)
             p.grad = None
     return {"steps": len(history), "bf16_steps": fast_steps, "prompt_steps": first_steps,
-            "prefix_tokens": sum(prefix), "tokens": sum(len(s.ids) for s in seqs),
+            "prefix_tokens": sum(prefix), "tokens": sum(len(s.ids) for s in seqs), "packings": packs.packings,
             "solved_before_any_step": first_solved or 0, "loss_first": history[0] if history else None,
             "loss_last": history[-1] if history else None, "unsolved": len(active)}
 

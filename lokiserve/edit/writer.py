@@ -326,7 +326,8 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
         # The general path solves on the facts' own prompts first (about half of the tokens); the demo's
         # bound slots are read one per prompt, so a paraphrase is its own problem there.
         solved = solve_values(model, f, owned, seqs, keep_owners, vcfg, targets, groups=group_of, progress=progress,
-                              first=None if bound else prompt_rows)
+                              first=None if bound else prompt_rows,
+                              keep=[False] * len(write_idx) + [True] * (len(seqs) - len(write_idx)))
         t_values = time.time() - t0 - t_keys
         log(f"edit {name}: values in {t_values:.1f}s ({solved['steps']} steps, {solved['unsolved']} unsolved)")
         with torch.no_grad():
