@@ -38,9 +38,21 @@ class RoutingConfig:
     steps: int = 600
     lr: float = 0.05
     l2: float = 1e-4
-    mine_every: int = 25
+    # Measured on SmolLM2's 1,000 real edits (the key fit alone): every 25 steps 55.9 s, every 50 steps 43.0 s,
+    # 805 and 806 keys separated
+    mine_every: int = 50
     hard_negatives: int = 256
     hinge_negatives: int = 128  # the hardest this many per key enter each step's loss
+    # The mined negatives' queries as stored between minings, where each step reads all of them (memory-bound):
+    # None: bf16 where the CPU has it natively (AMX or AVX512-BF16), else fp32. Mining and the final check of
+    # every score stay fp32. SmolLM2, 1,000 edits: 55.9 s -> 42.9 s, the keys 1% apart, 805 separated in both.
+    negatives_dtype: torch.dtype | None = None
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AMX tiles or AVX512-BF16)."""
+    return any(getattr(torch.cpu, name, lambda: False)()
+               for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
 
 
 def _scores(q: torch.Tensor, keys: torch.Tensor, floor: torch.Tensor | None = None) -> torch.Tensor:
@@ -106,14 +118,15 @@ def fit_keys(queries: torch.Tensor, positives: list[torch.Tensor], excluded: lis
     q_pos = queries[pos_rows]
     best_pos = best[pos_rows] if best is not None else 0.0
     k_hinge = min(cfg.hinge_negatives, cfg.hard_negatives, M)
+    low = cfg.negatives_dtype or (torch.bfloat16 if native_bf16() else queries.dtype)
     for step in range(cfg.steps):
         if step % cfg.mine_every == 0:
             hard = mine_negatives(queries, keys.detach(), excluded, cfg.hard_negatives, floor=kth)
             # Gathered once per mining, not per step: at 1,000 keys x 256 negatives the gather is 65M floats.
-            q_hard = queries[hard]  # (n, c, H, d)
+            q_hard = queries[hard].to(low)  # (n, c, H, d)
             kth_hard = kth[hard] if kth is not None else 0.0
         s_pos = (torch.einsum("mhd,md->mh", q_pos, keys[owner]) / math.sqrt(d) - best_pos).amax(-1)
-        s_neg = (torch.einsum("nchd,nd->nch", q_hard, keys) / math.sqrt(d) - kth_hard).amax(-1)
+        s_neg = (torch.einsum("nchd,nd->nch", q_hard, keys.to(q_hard.dtype)).float() / math.sqrt(d) - kth_hard).amax(-1)
         pos_loss = torch.zeros(n).index_add(0, owner, torch.relu(cfg.margin - s_pos)) / counts
         neg_loss = torch.relu(s_neg + cfg.negative_margin).topk(min(k_hinge, s_neg.shape[1]), dim=1).values.mean(1)
         loss = (cfg.positive_weight * pos_loss + neg_loss).sum() + cfg.l2 * keys.pow(2).sum()
