@@ -321,9 +321,8 @@ class LoKiFormerModel(LoKiFormerPreTrainedModel):
         positions = (key_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
         cos, sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta, h.dtype)
         new_states = [None if cache is None else cache.layers[i] for i in range(start_layer)]
-        for i, layer in enumerate(self.layers):
-            if i < start_layer:
-                continue
+        for i in range(start_layer, len(self.layers)):
+            layer = self.layers[i]
             if num_layers is not None and i >= num_layers:
                 return h
             past = None if cache is None else cache.layers[i]

@@ -50,9 +50,14 @@ class RoutingConfig:
 
 
 def native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (AMX tiles or AVX512-BF16)."""
-    return any(getattr(torch.cpu, name, lambda: False)()
-               for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    """Whether this CPU multiplies bf16 natively (AMX tiles or AVX512-BF16).
+    Where it has AMX, this process is granted it too: Linux grants AMX per
+    process on request, and a bf16 matmul without it dies with "Illegal
+    instruction" (see VLLM_NOTES)."""
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    if amx and hasattr(torch.cpu, "_init_amx"):
+        torch.cpu._init_amx()
+    return amx or getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
 
 
 def _scores(q: torch.Tensor, keys: torch.Tensor, floor: torch.Tensor | None = None) -> torch.Tensor:

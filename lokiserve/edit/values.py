@@ -28,6 +28,7 @@ import torch
 
 from lokiserve.edit.encoding import Sequence
 from lokiserve.edit.prefix import Packs, unread_prefix
+from lokiserve.edit.routing import native_bf16
 from lokiserve.model import LoKiFormerForCausalLM
 
 
@@ -61,13 +62,10 @@ def fast_dtype(cfg: ValueConfig):
     otherwise; None: solve in the model's own precision throughout."""
     if cfg.bf16 is False:
         return None
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     # AVX512-BF16 (e.g. AMD Zen 4): bf16 matmuls 2.3x fp32's rate on this project's 2-core CI machine
-    native = amx or getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    native = native_bf16()  # (which also grants this process AMX where the CPU has it, forced or not)
     if cfg.bf16 is None and not native:
         return None
-    if amx and hasattr(torch.cpu, "_init_amx"):
-        torch.cpu._init_amx()  # Linux grants AMX per process on request (see VLLM_NOTES)
     return torch.bfloat16
 
 
