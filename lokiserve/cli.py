@@ -86,6 +86,19 @@ def add_train_demo_parser(sub) -> argparse.ArgumentParser:
                    help="weight of the loss that names each fact's slot (default: %(default)s)")
     p.add_argument("--practice-every", type=POSITIVE_INT, default=d.practice_every,
                    help="steps per practice round (default: %(default)s)")
+    p.add_argument("--answer-tokens", type=POSITIVE_INT, default=d.answer_tokens,
+                   help="answer tokens a slot's value lists, each read at its own position (default: %(default)s)")
+    p.add_argument("--name-share", type=FRACTION, default=d.name_share,
+                   help="share of the random world's answers that are random names of word pieces "
+                   "(default: %(default)s)")
+    p.add_argument("--value-dim", type=POSITIVE_INT, default=d.kmm_value_dim,
+                   help="the memory's value width d_v (default: %(default)s)")
+    p.add_argument("--codebook-from-embeddings", action=argparse.BooleanOptionalAction,
+                   default=d.codebook_from_embeddings,
+                   help="with --answer-tokens > 1, each value chunk is a free row plus a learned projection of the "
+                   "token's embedding (default: %(default)s)")
+    p.add_argument("--whole-practice-rounds", action=argparse.BooleanOptionalAction, default=d.whole_practice_rounds,
+                   help="start no practice round too close to the end to run whole (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.set_defaults(func=cmd_train_demo)
     return p
@@ -103,7 +116,10 @@ def cmd_train_demo(args) -> int:
     t0 = time.time()
     cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       memory_lr=args.memory_lr, threads=args.threads, practice_every=args.practice_every,
-                      retrieval_weight=args.retrieval_weight)
+                      retrieval_weight=args.retrieval_weight, answer_tokens=args.answer_tokens,
+                      name_share=args.name_share, kmm_value_dim=args.value_dim,
+                      codebook_from_embeddings=args.codebook_from_embeddings,
+                      whole_practice_rounds=args.whole_practice_rounds)
     record_path = Path(args.bench_dir) / "demo_train.json"
     if args.fields_only:
         out = Path(args.out)

@@ -28,21 +28,31 @@ def test_bound_sampler_states_a_new_random_world_each_draw_and_binds_slots(tiny_
     sampler.redraw()
     second = {d: [f.answer for f in facts] for d, facts in sampler.current.items()}
     assert first != second
-    for d, facts in sampler.current.items():  # every answer stays in its relation's answer set
+    every = {x.answer for x in world.facts}
+    named = 0
+    for d, facts in sampler.current.items():  # each answer is its relation's, or a random name (name_share)
         for new, real in zip(facts, world.by_domain(d)):
             assert (new.entity, new.relation) == (real.entity, real.relation)
-            assert new.answer in {x.answer for x in world.by_domain(d) if x.relation == real.relation}
-    ids = slot_answer_ids(sampler.enc, sampler.bound_worlds(), len(names), cfg.kmm_slots_per_field)
+            own = {x.answer for x in world.by_domain(d) if x.relation == real.relation}
+            assert new.answer in own or (new.answer not in every and new.answer.strip().isalpha())
+            named += new.answer not in own
+    assert 0 < named < sum(map(len, sampler.current.values()))
+    J = cfg.answer_tokens
+    ids = slot_answer_ids(sampler.enc, sampler.bound_worlds(), len(names), cfg.kmm_slots_per_field, J)
     seqs, scale = sampler.batch(24, len(names), field_of[RESERVE_FIELD])
     sp = special_ids(tok)
     batch = make_batch(seqs, len(names), sp["pad"], sp["abstain"], scale, 0.2)
-    bound = 0
+    bound = continued = 0
     for b, s in enumerate(seqs):
-        for t, slot in s.slots:  # the bound position predicts the answer stored in that slot
+        prev = None
+        for t, slot in s.slots:  # each bound position predicts the answer token its slot lists for it
+            j = j + 1 if prev == (t - 1, slot) else 0
+            prev = (t, slot)
             assert batch["slot_targets"][b, t] == slot
-            assert batch["input_ids"][b, t + 1] == ids[s.field, slot]
+            assert batch["input_ids"][b, t + 1] == ids[s.field, slot, j]
             bound += 1
-    assert bound > 0
+            continued += j > 0
+    assert bound > 0 and continued > 0
 
 
 def test_retrieval_loss_names_the_own_slot_and_the_null_slot_elsewhere():

@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from lokiserve.train.bound_slots import VALUE_CODEBOOK, load_codebook, null_slot
+from lokiserve.train.bound_slots import VALUE_CODEBOOK, answer_token_ids, answer_values, load_codebook, null_slot
+from lokiserve.train.data import Encoder
 from lokiserve.train.checkpoint import load_model
 from lokiserve.train.trainer import train_backbone
 from lokiserve.train.world import RESERVE_FIELD, TRAINED_DOMAINS, read_facts
@@ -58,7 +59,8 @@ def _answer_id(tok, answer: str) -> int:
 
 def test_bound_training_stores_every_answer_in_its_slot(tiny_run):
     """Fact i of a domain sits in slot i of its field; its value (every KMM
-    layer) is the answer's row of the shipped codebook; the null slot and the
+    layer) lists the answer's tokens, each its row of the shipped codebook's
+    chunk for that position; the null slot and the
     slots after the facts are empty; the codebook ships with the model."""
     from lokiserve.train.tokenizer import load_tokenizer
 
@@ -66,12 +68,15 @@ def test_bound_training_stores_every_answer_in_its_slot(tiny_run):
     assert json.loads((out / "config.json").read_text())["kmm_value_codebook"] == VALUE_CODEBOOK
     codebook = load_codebook(out / VALUE_CODEBOOK)
     tok = load_tokenizer(out)
-    assert codebook.shape == (tok.get_vocab_size(), cfg.kmm_value_dim)
+    J = cfg.answer_tokens  # a value lists an answer's first J tokens, one chunk each
+    assert codebook.shape == (J, tok.get_vocab_size(), cfg.kmm_value_dim // J)
     model = load_model(out)
+    enc = Encoder(tok)
     for d in TRAINED_DOMAINS:
         f = model.field_index(d)
         facts = world.by_domain(d)
-        want = codebook[[_answer_id(tok, x.answer) for x in facts]]
+        want = answer_values(codebook, torch.tensor([answer_token_ids(enc, x.answer, J) for x in facts]))
+        assert torch.equal(want[:, : cfg.kmm_value_dim // J], codebook[0][[_answer_id(tok, x.answer) for x in facts]])
         for mem in model.memory_modules().values():
             torch.testing.assert_close(mem.values[f, : len(facts)], want, rtol=0, atol=0)
             assert not mem.values[f, len(facts):].any()
@@ -89,6 +94,8 @@ FIELD_ARGS = ["--facts", "f.jsonl", "--field", "x", "--out", "o"]
     ("train-demo", "--practice-every", "0", "must be >= 1"),
     ("train-demo", "--retrieval-weight", "-1", "must be >= 0"),
     ("train-demo", "--batch-size", "eight", "is not a int"),
+    ("train-demo", "--answer-tokens", "0", "must be >= 1"),
+    ("train-demo", "--name-share", "1.5", "must be >= 0 and <= 1"),
     ("train-field", "--retain-share", "-0.1", "must be >= 0"),
     ("train-field", "--steps", "0", "must be >= 1"),
 ])

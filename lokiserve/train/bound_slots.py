@@ -28,9 +28,21 @@ VALUE_CODEBOOK = "field_writer/value_codebook.safetensors"
 CODEBOOK_FORMAT = "lokiserve.value_codebook/1"
 
 
-def new_codebook(vocab: int, value_dim: int, gen: torch.Generator) -> torch.nn.Parameter:
-    """(vocab, d_v) value per answer token, the memory's own init scale."""
-    return torch.nn.Parameter(torch.randn(vocab, value_dim, generator=gen) * 0.02)
+def new_codebook(vocab: int, value_dim: int, gen: torch.Generator, answer_tokens: int = 1) -> torch.nn.Parameter:
+    """(vocab, d_v) value per answer token, the memory's own init scale; with
+    ``answer_tokens`` J > 1, (J, vocab, d_v / J): one chunk per answer
+    position, so that a slot's value lists an answer's first J tokens side by
+    side (``answer_values``)."""
+    if answer_tokens == 1:
+        return torch.nn.Parameter(torch.randn(vocab, value_dim, generator=gen) * 0.02)
+    if value_dim % answer_tokens:
+        raise ValueError(f"kmm_value_dim {value_dim} is not a multiple of answer_tokens {answer_tokens}")
+    return torch.nn.Parameter(torch.randn(answer_tokens, vocab, value_dim // answer_tokens, generator=gen) * 0.02)
+
+
+def codebook_tokens(codebook: torch.Tensor) -> int:
+    """How many answer tokens a value of this codebook lists (J)."""
+    return 1 if codebook.ndim == 2 else codebook.shape[0]
 
 
 def save_codebook(codebook: torch.Tensor, path: str | Path) -> Path:
@@ -74,19 +86,44 @@ def answer_token(enc: Encoder, answer: str) -> int:
     return ids[0]
 
 
-def slot_answer_ids(enc: Encoder, worlds: dict[int, list], num_fields: int, slots: int) -> torch.Tensor:
-    """(F, N) token id of the answer stored in each slot (-1: empty)."""
-    ids = torch.full((num_fields, slots), -1, dtype=torch.long)
+def answer_token_ids(enc: Encoder, answer: str, answer_tokens: int) -> list[int]:
+    """The ``answer_tokens`` ids a slot stores for an answer: its first tokens,
+    -1 past its end."""
+    ids = enc.text(answer)
+    if not ids:
+        raise ValueError(f"empty answer {answer!r}")
+    ids = ids[:answer_tokens]
+    return ids + [-1] * (answer_tokens - len(ids))
+
+
+def slot_answer_ids(enc: Encoder, worlds: dict[int, list], num_fields: int, slots: int,
+                    answer_tokens: int = 1) -> torch.Tensor:
+    """(F, N) token id of the answer stored in each slot (-1: empty); with
+    ``answer_tokens`` J > 1, (F, N, J): its first J tokens."""
+    shape = (num_fields, slots) if answer_tokens == 1 else (num_fields, slots, answer_tokens)
+    ids = torch.full(shape, -1, dtype=torch.long)
     for f, facts in worlds.items():
         if len(facts) > null_slot(slots):
             raise ValueError(f"{len(facts)} facts do not fit in {null_slot(slots)} slots (one stays empty)")
-        ids[f, : len(facts)] = torch.tensor([answer_token(enc, x.answer) for x in facts], dtype=torch.long)
+        if answer_tokens == 1:
+            rows = [answer_token(enc, x.answer) for x in facts]
+        else:
+            rows = [answer_token_ids(enc, x.answer, answer_tokens) for x in facts]
+        ids[f, : len(facts)] = torch.tensor(rows, dtype=torch.long)
     return ids
 
 
 def answer_values(codebook: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Answer token ids (-1: empty) -> their codebook rows (0 for empty; differentiable)."""
-    return codebook[ids.clamp(min=0)] * (ids >= 0).unsqueeze(-1).to(codebook.dtype)
+    """Answer token ids (-1: empty) -> their codebook rows (0 for empty;
+    differentiable). A (J, vocab, C) codebook takes ids (..., J) and gives
+    (..., J * C): position j's token in chunk j."""
+    if codebook.ndim == 2:
+        return codebook[ids.clamp(min=0)] * (ids >= 0).unsqueeze(-1).to(codebook.dtype)
+    J = codebook.shape[0]
+    if ids.shape[-1] != J:
+        raise ValueError(f"a {J}-token codebook needs ids of shape (..., {J}), got {tuple(ids.shape)}")
+    rows = codebook[torch.arange(J).expand_as(ids), ids.clamp(min=0)] * (ids >= 0).unsqueeze(-1).to(codebook.dtype)
+    return rows.reshape(*ids.shape[:-1], J * codebook.shape[-1])
 
 
 @torch.no_grad()
@@ -130,5 +167,5 @@ def retrieval_loss(model: LoKiFormerForCausalLM, batch: dict, queries: dict[int,
     return total / len(mems), len(pos)
 
 
-__all__ = ["VALUE_CODEBOOK", "new_codebook", "save_codebook", "load_codebook", "model_codebook", "null_slot",
-           "answer_token", "slot_answer_ids", "answer_values", "write_bound_values", "retrieval_loss"]
+__all__ = ["VALUE_CODEBOOK", "new_codebook", "codebook_tokens", "save_codebook", "load_codebook", "model_codebook",
+           "null_slot", "answer_token", "answer_token_ids", "slot_answer_ids", "answer_values", "write_bound_values", "retrieval_loss"]

@@ -34,12 +34,15 @@ def build_artifacts(cfg: TrainConfig, run_dir: Path):
 
 
 def save_checkpoint(path: Path, cfg: TrainConfig, model, codebook: torch.Tensor, optimizer, *, step: int,
-                    history: list, practice_round: int, rng: dict) -> None:
+                    history: list, practice_round: int, rng: dict, projection: torch.Tensor | None = None) -> None:
     """Everything a resumed run needs to continue bit for bit (temp file, then rename)."""
     tmp = path.with_suffix(".tmp")
-    torch.save({"config": asdict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "step": step, "history": history, "practice_round": practice_round,
-                "codebook": codebook.detach(), "rng": rng}, tmp)
+    state = {"config": asdict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "step": step, "history": history, "practice_round": practice_round,
+             "codebook": codebook.detach(), "rng": rng}
+    if projection is not None:
+        state["codebook_projection"] = projection.detach()
+    torch.save(state, tmp)
     tmp.replace(path)
 
 

@@ -39,7 +39,7 @@ class TrainConfig:
     kmm_layers: list[int] = field(default_factory=lambda: [1, 3])
     kmm_slots_per_field: int = 256
     kmm_key_dim: int = 64
-    kmm_value_dim: int = 64
+    kmm_value_dim: int = 256  # 4 chunks of 64: one per answer token a value lists (answer_tokens)
     kmm_heads: int = 4
     kmm_topk: int = 4
     # optimisation
@@ -58,7 +58,24 @@ class TrainConfig:
     zero_own: float = 0.15
     practice_share: float = 0.15
     practice_every: int = 250
+    # No practice round starts that could not run ``practice_every`` steps before the end: the last one runs
+    # longer instead. (The first bound-slot demo started its last round 50 steps before the end, with fresh keys,
+    # and lost a few facts adapting to it: 96.7-100% at the end, 100% 50 steps before.)
+    whole_practice_rounds: bool = True
     retrieval_weight: float = 1.0  # the loss that names each fact's slot
+    # Any-answer reading (memories/demo/README.md): a slot's value lists up to ``answer_tokens`` answer tokens,
+    # one codebook chunk of kmm_value_dim / answer_tokens each, and every answer position reads the fact's slot,
+    # so the backbone spells an answer from memory, not from the answers it has seen. 1: the value is the first
+    # token's codebook row and the backbone spells the rest (the first bound-slot demo).
+    answer_tokens: int = 4
+    # Share of the random world's answers that are random names of 1..answer_tokens word pieces of the whole
+    # vocabulary (``world.NameMaker``) instead of an answer of the fact's relation: every piece is then an
+    # answer the backbone has emitted from a read.
+    name_share: float = 0.5
+    # With answer_tokens > 1: each codebook chunk is a free row plus a learned projection of the token's (tied)
+    # embedding, so that a piece that is seldom an answer in training still has a value the backbone decodes
+    # (shipped as the summed rows: the codebook file is the same either way).
+    codebook_from_embeddings: bool = True
     # batch mix
     p_connective: float = 0.25
     p_two_facts: float = 0.1

@@ -66,10 +66,12 @@ class Sequence:
 
 def fact_sequence(enc: Encoder, facts: list[Fact], field: int, rng: random.Random,
                   connective: str | None = None, template: int | None = None,
-                  slots: list[int] | None = None) -> Sequence:
+                  slots: list[int] | None = None, answer_tokens: int = 1) -> Sequence:
     """``<s> [connective] fact sentence(s) </s>`` for one or more facts of one field.
     ``slots``: each fact's slot in the field (bound-slot training), recorded at the
-    position that predicts the fact's answer."""
+    position that predicts the fact's answer, and with ``answer_tokens`` J > 1 at
+    the positions that predict its next J - 1 answer tokens too (every one of
+    them reads the slot that lists them)."""
     ids = [enc.special["bos"]]
     ans = [False]
     bound: list[tuple[int, int]] = []
@@ -82,7 +84,9 @@ def fact_sequence(enc: Encoder, facts: list[Fact], field: int, rng: random.Rando
         b, a, af = f.sentences[t % len(f.sentences)]
         piece = enc.sentence(b, a, af, lead_space=bool(connective) or i > 0)
         if slots is not None:
-            bound.append((len(ids) + piece.answer.index(True) - 1, slots[i]))
+            first = piece.answer.index(True)
+            n_answer = sum(piece.answer)
+            bound += [(len(ids) + first + j - 1, slots[i]) for j in range(min(answer_tokens, n_answer))]
         ids += piece.ids
         ans += piece.answer
     ids.append(enc.special["eos"])

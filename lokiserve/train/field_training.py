@@ -40,7 +40,8 @@ import torch
 from tqdm.auto import tqdm
 
 from lokiserve.memory import Field, write_field
-from lokiserve.train.bound_slots import answer_token, answer_values, model_codebook, null_slot
+from lokiserve.train.bound_slots import (answer_token, answer_token_ids, answer_values, codebook_tokens, model_codebook,
+                                         null_slot)
 from lokiserve.train.checkpoint import load_model
 from lokiserve.train.config import TrainConfig
 from lokiserve.train.data import Encoder, fact_sequence
@@ -91,10 +92,13 @@ def read_slots(model, f: int, tok, rows: list[dict]) -> dict[int, torch.Tensor]:
     return out
 
 
-def answer_ids(tok, rows: list[dict]) -> torch.Tensor:
-    """The token each row's bound slot stores (``bound_slots.answer_token``)."""
+def answer_ids(tok, rows: list[dict], answer_tokens: int = 1) -> torch.Tensor:
+    """The token each row's bound slot stores (``bound_slots.answer_token``);
+    with ``answer_tokens`` J > 1, its first J tokens, (n, J)."""
     enc = Encoder(tok)
-    return torch.tensor([answer_token(enc, r["answer"]) for r in rows], dtype=torch.long)
+    if answer_tokens == 1:
+        return torch.tensor([answer_token(enc, r["answer"]) for r in rows], dtype=torch.long)
+    return torch.tensor([answer_token_ids(enc, r["answer"], answer_tokens) for r in rows], dtype=torch.long)
 
 
 def write_edit(model, f: int, tok, rows: list[dict], codebook: torch.Tensor, retain: list[dict],
@@ -109,7 +113,8 @@ def write_edit(model, f: int, tok, rows: list[dict], codebook: torch.Tensor, ret
     never written. Returns counts per layer."""
     slots = read_slots(model, f, tok, rows)
     mems = model.memory_modules()
-    values = answer_values(codebook, answer_ids(tok, rows)).to(next(iter(mems.values())).values.dtype)
+    values = answer_values(codebook, answer_ids(tok, rows, codebook_tokens(codebook)))
+    values = values.to(next(iter(mems.values())).values.dtype)
     report, moved_any = {}, False
     with torch.no_grad():
         for li, mem in mems.items():
@@ -133,7 +138,8 @@ def write_edit(model, f: int, tok, rows: list[dict], codebook: torch.Tensor, ret
             report[str(li)] = {"facts": len(rows), "written": int(differs.sum()), "moved": moved,
                                "distinct_slots": int(s.unique().numel())}
     if moved_any:
-        report["fit"] = fit_bound_keys(model, f, tok, rows, retain, slot_of=slots, log=log)
+        report["fit"] = fit_bound_keys(model, f, tok, rows, retain, slot_of=slots, log=log,
+                                       answer_tokens=codebook_tokens(codebook))
     return report
 
 
@@ -146,7 +152,7 @@ def init_bound_field(model, f: int, tok, rows: list[dict], codebook: torch.Tenso
     if n > null_slot(N):
         raise ValueError(f"{n} facts do not fit in the {null_slot(N)} slots of field {model.field_names[f]!r} "
                          "(one stays empty)")
-    values = answer_values(codebook, answer_ids(tok, rows))
+    values = answer_values(codebook, answer_ids(tok, rows, codebook_tokens(codebook)))
     queries = prompt_queries(model, tok, rows)
     memory = model.field_memory
     memory.zero(f)
@@ -162,19 +168,26 @@ def init_bound_field(model, f: int, tok, rows: list[dict], codebook: torch.Tenso
     memory.set_enabled(f, True)
 
 
-def phrasing_prompts(rows: list[dict]) -> tuple[list[dict], torch.Tensor]:
+def phrasing_prompts(rows: list[dict], tok=None, answer_tokens: int = 1) -> tuple[list[dict], torch.Tensor]:
     """Every phrasing of every fact, cut before its answer (each is a prompt
-    whose memory query must find the fact's slot), and each one's fact index."""
+    whose memory query must find the fact's slot), and each one's fact index;
+    with ``answer_tokens`` J > 1 also cut after each of its first J - 1 answer
+    tokens (those positions read the slot too)."""
     out, fact_of = [], []
     for i, (fact, row) in enumerate(zip(facts_from_rows(rows), rows)):
+        ids = tok.encode(" " + row["answer"].strip(), add_special_tokens=False).ids if answer_tokens > 1 else []
         for before, _, _ in fact.sentences:
             out.append({**row, "prompt": before})
             fact_of.append(i)
+            for j in range(1, min(answer_tokens, len(ids))):
+                out.append({**row, "prompt": before + tok.decode(ids[:j])})
+                fact_of.append(i)
     return out, torch.tensor(fact_of, dtype=torch.long)
 
 
 def fit_bound_keys(model, f: int, tok, rows: list[dict], retain: list[dict], rounds: int = 3, steps: int = 300,
-                   lr: float = 0.05, log=print, slot_of: dict[int, torch.Tensor] | None = None) -> dict:
+                   lr: float = 0.05, log=print, slot_of: dict[int, torch.Tensor] | None = None,
+                   answer_tokens: int = 1) -> dict:
     """Fit field ``f``'s keys to the frozen model's own queries: fact i in
     slot i, or in ``slot_of[layer][i]``.
 
@@ -185,7 +198,7 @@ def fit_bound_keys(model, f: int, tok, rows: list[dict], retain: list[dict], rou
     queries, without running the model per step. A layer's queries depend on
     the memory read below it, so the queries are recomputed ``rounds`` times.
     Returns the final retrieval accuracy per layer."""
-    prompts, fact_of = phrasing_prompts(rows)
+    prompts, fact_of = phrasing_prompts(rows, tok, answer_tokens)
     N = model.config.kmm_slots_per_field
     nulls = torch.full((len(retain),), null_slot(N), dtype=torch.long)
     report, first = {}, {}
@@ -260,13 +273,14 @@ def train_field(
     codebook = model_codebook(model, model_dir)
     bound = codebook is not None
     empty = memory.is_empty(f)
+    J = codebook_tokens(codebook) if bound else 1  # answer positions that read a fact's slot
     written = fitted = None
     if bound and not empty:
         written = write_edit(model, f, tok, facts, codebook, retain, log=log)  # closed form: nothing to train
         started, steps = "current (values written)", 0
     elif bound:
         init_bound_field(model, f, tok, facts, codebook)
-        fitted = fit_bound_keys(model, f, tok, facts, retain, log=log)
+        fitted = fit_bound_keys(model, f, tok, facts, retain, log=log, answer_tokens=codebook_tokens(codebook))
         started = "bound slots from queries"
     elif empty:
         init_field_from_queries(model, f, tok, facts, torch.Generator().manual_seed(seed))
@@ -301,7 +315,8 @@ def train_field(
         for g in opt.param_groups:
             g["lr"] = lr * factor
         chosen = [rng.randrange(len(target_facts)) for _ in range(batch_size - n_retain)]
-        seqs = [fact_sequence(enc, [target_facts[i]], f, rng, slots=[i] if bound else None) for i in chosen]
+        seqs = [fact_sequence(enc, [target_facts[i]], f, rng, slots=[i] if bound else None, answer_tokens=J)
+                for i in chosen]
         # bound slots: the other domains' prompts must read the field's empty (null) slot
         seqs += [fact_sequence(enc, [rng.choice(retain_facts)], f, rng, slots=[null] if bound else None)
                  for _ in range(n_retain)]

@@ -31,11 +31,17 @@ class Sampler:
         self.redrawer = AnswerRedrawer()
         self.current: dict[str, list[Fact]] = self.by_domain  # the world this step states
         self.practice_current: list[Fact] = []
+        self.names = None
+        if cfg.name_share > 0:
+            from lokiserve.train.names import NameMaker
+
+            self.names = NameMaker(enc.tok, cfg.answer_tokens)
 
     def redraw(self) -> None:
         """A fresh random world: every fact gets a random answer of its relation."""
-        self.current = {d: self.redrawer.redraw(facts, self.rng) for d, facts in self.by_domain.items()}
-        self.practice_current = self.redrawer.redraw(self.practice, self.rng) if self.practice else []
+        kw = {"names": self.names, "name_share": self.cfg.name_share}
+        self.current = {d: self.redrawer.redraw(facts, self.rng, **kw) for d, facts in self.by_domain.items()}
+        self.practice_current = self.redrawer.redraw(self.practice, self.rng, **kw) if self.practice else []
 
     def bound_worlds(self, real: bool = False) -> dict[int, list[Fact]]:
         """Field index -> the facts in its slots (the current random world, or the real one)."""
@@ -52,7 +58,8 @@ class Sampler:
         if rng.random() < self.cfg.p_two_facts:
             idx.append(rng.randrange(len(pool)))
         conn = rng.choice(self.world.connectives) if rng.random() < self.cfg.p_connective else None
-        return fact_sequence(self.enc, [pool[i] for i in idx], fidx, rng, connective=conn, slots=idx)
+        return fact_sequence(self.enc, [pool[i] for i in idx], fidx, rng, connective=conn, slots=idx,
+                             answer_tokens=self.cfg.answer_tokens)
 
     def sequence(self) -> Sequence:
         cfg, rng = self.cfg, self.rng

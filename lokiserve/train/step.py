@@ -22,7 +22,7 @@ def train_micro_batches(model, seqs: list[Sequence], scale: torch.Tensor, specia
     """Forward/backward in length-sorted chunks (less padding); the loss is the
     weighted mean over the whole batch. ``value_ids`` (F, N): the answers
     stored in every slot, whose ``codebook`` rows are the values (None: the
-    model's own values); with it or ``bound``, plus ``cfg.retrieval_weight`` x
+    model's own values; a callable returns it); with it or ``bound``, plus ``cfg.retrieval_weight`` x
     the retrieval loss per bound position. Returns the loss (detached)."""
     bound = bound or value_ids is not None
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
@@ -39,7 +39,8 @@ def train_micro_batches(model, seqs: list[Sequence], scale: torch.Tensor, specia
     total = 0.0
     for b, sc in batches:
         # bound slots: the values are rebuilt from the codebook per chunk (each backward frees its graph)
-        table = answer_values(codebook, value_ids) if value_ids is not None else None
+        book = codebook() if callable(codebook) else codebook  # a callable: built from trained parts
+        table = answer_values(book, value_ids) if value_ids is not None else None
         opts = KmmOptions(field_scale=sc, grad_fields=b["grad_fields"], token_mask=b["mask"], values=table,
                           queries={} if bound else None, retrieval=fast_retrieval)
         out = model(b["input_ids"], kmm=opts)

@@ -90,8 +90,22 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
 
     groups = param_groups(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    codebook = new_codebook(mcfg.vocab_size, mcfg.kmm_value_dim, torch.Generator().manual_seed(cfg.seed + 2))
-    groups.append({"params": [codebook], "weight_decay": 0.0, "base_lr": cfg.memory_lr})
+    codebook = new_codebook(mcfg.vocab_size, mcfg.kmm_value_dim, torch.Generator().manual_seed(cfg.seed + 2),
+                            cfg.answer_tokens)
+    # codebook_from_embeddings: chunk j of token t's value = free row + proj[j] @ embedding[t]
+    proj = None
+    if cfg.codebook_from_embeddings and codebook.ndim == 3:
+        d = mcfg.hidden_size
+        proj = torch.nn.Parameter(torch.randn(codebook.shape[0], codebook.shape[2], d,
+                                              generator=torch.Generator().manual_seed(cfg.seed + 3)) / d ** 0.5)
+    trained = [codebook] + ([proj] if proj is not None else [])
+    groups.append({"params": trained, "weight_decay": 0.0, "base_lr": cfg.memory_lr})
+    embed = model.get_input_embeddings().weight
+
+    def book() -> torch.Tensor:
+        if proj is None:
+            return codebook
+        return codebook + torch.einsum("vd,jcd->jvc", embed, proj)
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
 
     step, history, practice_round = 0, [], -1
@@ -100,6 +114,8 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
         ck = load_checkpoint(ckpt_path, cfg)
         model.load_state_dict(ck["model"])
         codebook.data.copy_(ck["codebook"])
+        if proj is not None:
+            proj.data.copy_(ck["codebook_projection"])
         opt.load_state_dict(ck["optimizer"])
         step, history, practice_round = ck["step"], ck["history"], ck["practice_round"]
         sampler.rng.setstate(ck["rng"]["sampler"])
@@ -110,25 +126,29 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
         log(f"resumed from {ckpt_path} at step {step}")
 
     def write_real_world():  # the real world (and the practice facts as drawn) into the values
-        write_bound_values(model, codebook, slot_answer_ids(enc, sampler.bound_worlds(real=True), len(names), slots))
+        write_bound_values(model, book().detach(), slot_answer_ids(enc, sampler.bound_worlds(real=True), len(names), slots,
+                                                             cfg.answer_tokens))
 
     model.train()
     t0 = time.time() - (history[-1]["elapsed_s"] if history else 0.0)  # a resumed run counts its earlier time
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train-demo", dynamic_ncols=True)
     ema = None
     while step < min(cfg.steps, stop_at or cfg.steps):
-        if cfg.practice_share > 0 and step // cfg.practice_every != practice_round:
-            practice_round = step // cfg.practice_every
+        next_round = step // cfg.practice_every
+        if cfg.whole_practice_rounds and practice_round >= 0 and (next_round + 1) * cfg.practice_every > cfg.steps:
+            next_round = practice_round  # too close to the end for a whole round: the current one runs on
+        if cfg.practice_share > 0 and next_round != practice_round:
+            practice_round = next_round
             sampler.practice = practice_facts(world, practice_round, cfg.practice_entities)
             reinit_field(model, reserve, gen, opt)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * lr_factor(step, cfg)
         sampler.redraw()
-        value_ids = slot_answer_ids(enc, sampler.bound_worlds(), len(names), slots)
+        value_ids = slot_answer_ids(enc, sampler.bound_worlds(), len(names), slots, cfg.answer_tokens)
         seqs, scale = sampler.batch(cfg.batch_size, len(names), reserve)
         opt.zero_grad(set_to_none=True)
-        loss = train_micro_batches(model, seqs, scale, special, cfg, value_ids=value_ids, codebook=codebook)
-        gnorm = torch.nn.utils.clip_grad_norm_(list(model.parameters()) + [codebook], cfg.grad_clip)
+        loss = train_micro_batches(model, seqs, scale, special, cfg, value_ids=value_ids, codebook=book)
+        gnorm = torch.nn.utils.clip_grad_norm_(list(model.parameters()) + trained, cfg.grad_clip)
         opt.step()
         step += 1
         lv = float(loss.detach())
@@ -149,7 +169,7 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
             log(f"step {step}: loss {ema:.3f} eval {record['eval']}")
         history.append(record)
         if step % cfg.ckpt_every == 0 or step == cfg.steps or step == stop_at:
-            save_checkpoint(ckpt_path, cfg, model, codebook, opt, step=step, history=history,
+            save_checkpoint(ckpt_path, cfg, model, codebook, opt, step=step, history=history, projection=proj,
                             practice_round=practice_round,
                             rng={"sampler": sampler.rng.getstate(), "torch": torch.get_rng_state(),
                                  "gen": gen.get_state()})
@@ -158,7 +178,7 @@ def train_backbone(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = True
     write_real_world()
     model.config.kmm_value_codebook = VALUE_CODEBOOK
     return model, world, tok, {"history": history, "train_seconds": time.time() - t0,
-                               "value_codebook": codebook.detach()}
+                               "value_codebook": book().detach()}
 
 
 __all__ = ["TrainConfig", "train_backbone", "lr_factor", "param_groups"]

@@ -369,7 +369,9 @@ class AnswerRedrawer:
         self._cache: dict[tuple[str, str, str, str], Fact] = {}
         self._options: dict[int, tuple[list[Fact], list[list[str]]]] = {}  # keeps the list alive: ids stay unique
 
-    def redraw(self, facts: list[Fact], rng: random.Random) -> list[Fact]:
+    def redraw(self, facts: list[Fact], rng: random.Random, names=None, name_share: float = 0.0) -> list[Fact]:
+        """``names`` (a ``names.NameMaker``): with p = ``name_share`` a fact's
+        answer is a random name instead (such facts are not cached)."""
         known = self._options.get(id(facts))
         options = known[1] if known is not None else None
         if options is None:
@@ -382,6 +384,11 @@ class AnswerRedrawer:
             self._options[id(facts)] = (facts, options)
         out = []
         for f, pool in zip(facts, options):
+            if names is not None and name_share > 0 and rng.random() < name_share:
+                schema = SCHEMAS[f.domain]
+                rel = next(r for r in schema.relations if r.name == f.relation)
+                out.append(make_fact(schema, rel, f.entity, names.name(rng), f.field))
+                continue
             a = pool[rng.randrange(len(pool))]
             key = (f.domain, f.entity, f.relation, a)
             g = self._cache.get(key)
