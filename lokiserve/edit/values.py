@@ -57,6 +57,10 @@ class ValueConfig:
     first_until: float = 0.2
 
 
+# A target after an answer's tokens: its word ends there (the next token does not continue it).
+WORD_END = -1
+
+
 def fast_dtype(cfg: ValueConfig):
     """bf16 where it is fast (a CPU with AMX tiles) unless the config says
     otherwise; None: solve in the model's own precision throughout."""
@@ -113,7 +117,7 @@ def owned_slots(slots: dict[int, torch.Tensor]) -> dict[int, list[torch.Tensor]]
 def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[torch.Tensor]], seqs: list[Sequence],
                  owners: list[int], cfg: ValueConfig, targets: list[tuple[int, ...]] | None = None,
                  groups: list[int] | None = None, progress=None, first: list[int] | None = None,
-                 keep: list[bool] | None = None) -> dict:
+                 keep: list[bool] | None = None, continues: torch.Tensor | None = None) -> dict:
     """Fit field ``f``'s values at ``owned[layer][i]`` (the slots fact ``i``
     owns in each KMM layer that routes facts: its read slot, and for a
     multi-token answer its continuation slots), so that each sequence
@@ -131,8 +135,15 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
 
     ``first``: sequence indices solved alone first (see the module's doc).
     ``keep[i]``: sequence ``i``'s targets are the model's own predictions
-    (``ValueConfig.keep_slack``)."""
+    (``ValueConfig.keep_slack``).
+
+    A target ``WORD_END`` (after the answer's tokens) asks that the answer's
+    word end there, as verification requires: its log p is the mass of the
+    tokens that do not continue a word (``continues``: per vocabulary id,
+    whether it glues onto the word before), and the argmax must be one."""
     targets = targets or [s.answer for s in seqs]
+    if continues is None and any(WORD_END in t for t in targets):
+        raise ValueError("a WORD_END target needs ``continues``")
     # Each sequence only as far as its last target is predicted: a fact's last answer token is an input
     # no target is read from (1 of ~6 suffix tokens per real fact).
     seqs = [Sequence(s.ids[: s.answer_start - 1 + len(t)], s.answer_start, s.read_at) for s, t in zip(seqs, targets)]
@@ -194,11 +205,17 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
                 row_t = torch.tensor(row_of)
                 logits = torch.nn.functional.linear(hidden[row_t, torch.tensor(pos)].to(head.dtype), head).float()
                 tgt_t = torch.tensor(tgt)
-                logp = torch.log_softmax(logits, -1).gather(1, tgt_t.view(-1, 1)).squeeze(1)
+                logp_all = torch.log_softmax(logits, -1)
+                logp = logp_all.gather(1, tgt_t.clamp(min=0).view(-1, 1)).squeeze(1)
+                end = tgt_t == WORD_END
+                wrong = logits.detach().argmax(-1) != tgt_t
+                if end.any():
+                    logp = torch.where(end, torch.logsumexp(logp_all[:, ~continues], -1), logp)
+                    wrong = torch.where(end, continues[logits.detach().argmax(-1)], wrong)
                 seq_t = torch.tensor([chunk[r] for r in rows])
                 margin = logp.detach() - (0.0 if raw else floor[seq_t][row_t])
                 if not raw:
-                    margin = margin.masked_fill(logits.detach().argmax(-1) != tgt_t, -float("inf"))
+                    margin = margin.masked_fill(wrong, -float("inf"))
                 low = torch.full((len(rows),), float("inf")).scatter_reduce(0, row_t, margin, "amin")
                 worst[seq_t] = low
                 if grad:
@@ -294,6 +311,9 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
             # ~20 s at 1,000 edits).
             worst, _ = evaluate(finishing, False, None)
             active = [i for i in sorted(finishing) if worst[i] < 0]
+        elif fast is None and active:  # the last step's judgement came before it: judge its result
+            worst, _ = evaluate(set(active), False, None)
+            active = [i for i in active if worst[i] < 0]
     finally:
         for p in params:
             p.requires_grad_(False)
@@ -304,4 +324,4 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
             "loss_last": history[-1] if history else None, "unsolved": len(active)}
 
 
-__all__ = ["ValueConfig", "owned_slots", "solve_values"]
+__all__ = ["ValueConfig", "WORD_END", "owned_slots", "solve_values"]

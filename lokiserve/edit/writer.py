@@ -36,7 +36,7 @@ from lokiserve.edit.encoding import Codec, Sequence
 from lokiserve.edit.facts import Fact, FactsError
 from lokiserve.edit.queries import all_queries, answer_argmax
 from lokiserve.edit.routing import RoutingConfig, fit_keys
-from lokiserve.edit.values import ValueConfig, owned_slots, solve_values
+from lokiserve.edit.values import WORD_END, ValueConfig, owned_slots, solve_values
 from lokiserve.edit.verify import Probe, Thresholds, probe, verify
 from lokiserve.memory import Field
 
@@ -74,6 +74,45 @@ class WriteResult:
     @property
     def passed(self) -> bool:
         return bool(self.report.get("passed"))
+
+
+def model_codebook_of(model) -> torch.Tensor | None:
+    """The value codebook beside a bound-slot model's weights (the folder it
+    was loaded from), or None."""
+    from pathlib import Path
+
+    from lokiserve.train.bound_slots import load_codebook
+
+    rel = getattr(model.config, "kmm_value_codebook", None)
+    path = Path(getattr(model, "name_or_path", "") or "") / rel if rel else None
+    return load_codebook(path) if path is not None and path.is_file() else None
+
+
+@torch.no_grad()
+def codebook_values(model, codec: Codec, f: int, facts: list[Fact], slots: dict[int, torch.Tensor]) -> int:
+    """A bound-slot edit in closed form where the model's codebook lists the
+    whole answer (a codebook of J answer tokens, an answer of at most J): the
+    slot each prompt reads gets the answer's codebook value, as training
+    stored every answer. The value solve then starts there (facts it already
+    answers leave at once) and takes what the codebook cannot say. Returns
+    how many facts were written."""
+    from lokiserve.train.bound_slots import answer_values, codebook_tokens
+
+    codebook = model_codebook_of(model)
+    if codebook is None or codebook_tokens(codebook) == 1:
+        return 0  # one token: a longer answer was spelled by the backbone from its answer sets
+    J = codebook_tokens(codebook)
+    mems = model.memory_modules()
+    n = 0
+    for i, fa in enumerate(facts):
+        ids = list(codec.sequence(fa.prompt, fa.answer).answer)
+        if len(ids) > J:
+            continue
+        value = answer_values(codebook, torch.tensor(ids + [-1] * (J - len(ids))))
+        for li, s in slots.items():
+            mems[li].values[f, s[i]] = value.to(mems[li].values.dtype)
+        n += 1
+    return n
 
 
 def free_slots(model, f: int, value_only: bool = False) -> torch.Tensor:
@@ -286,11 +325,16 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
                 mems[unit_layer].keys[f, unit_slots] = keys[n_fact_keys:]
             memory.set_enabled(f, True)
         owned = owned_slots(bound_slots if bound else {route_layer: fact_slots})
+        written = codebook_values(model, codec, f, facts, bound_slots) if bound else 0
+        if bound:
+            fit["codebook_values"] = written
         owned.setdefault(unit_layer, [torch.zeros(0, dtype=torch.long) for _ in facts])
         for (i, _j, _pos), slot in zip(units, unit_slots):  # continuation values live where their keys are
             owned[unit_layer][i] = torch.cat([owned[unit_layer][i], slot.view(1)])
         seqs = [texts.seqs[k] for k in write_idx]
-        targets = [s.answer for s in seqs]
+        # On the demo a name is spelled from word pieces, and the backbone would as readily add one more:
+        # its end is a target too (verification's greedy answer must end where the answer does).
+        targets = [tuple(s.answer) + ((WORD_END,) if bound else ()) for s in seqs]
         keep_owners = list(owners)
         # Fitted keys fire where a subject ends, so one subject's facts are read together; the demo's
         # bound slots are read one per prompt.
@@ -327,7 +371,8 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
         # bound slots are read one per prompt, so a paraphrase is its own problem there.
         solved = solve_values(model, f, owned, seqs, keep_owners, vcfg, targets, groups=group_of, progress=progress,
                               first=None if bound else prompt_rows,
-                              keep=[False] * len(write_idx) + [True] * (len(seqs) - len(write_idx)))
+                              keep=[False] * len(write_idx) + [True] * (len(seqs) - len(write_idx)),
+                              continues=codec.continues_word() if bound else None)
         t_values = time.time() - t0 - t_keys
         log(f"edit {name}: values in {t_values:.1f}s ({solved['steps']} steps, {solved['unsolved']} unsolved)")
         with torch.no_grad():
