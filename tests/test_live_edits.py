@@ -96,7 +96,8 @@ def test_live_edit_is_written_verified_and_served(server, admin):
 
 def test_an_edit_that_fails_verification_is_refused_with_its_numbers(server, admin):
     before = checksums(admin)
-    # New multi-token names for demo capitals: its backbone cannot decode them (README, Writing facts).
+    # Names of several words for demo capitals: longer than the four tokens a demo slot lists (README, Writing
+    # facts), so the write cannot reach them and verification refuses it.
     facts = [{"prompt": r["prompt"], "subject": r["entity"], "answer": name}
              for r, name in zip(world("capital")[10:16], ["Old Harbor Town", "Mount Kelvin City", "New Ardent Bay",
                                                          "Port Quillon Heights", "Upper Silvermoor", "East Brightwater"])]

@@ -4,8 +4,8 @@ the method that applies, verify, and say whether the field may be written.
 
 * A bound-slot model (the demo) whose facts come in its own format (rows
   with ``domain`` and ``field``) first tries the closed form (each prompt's
-  slot gets the answer's codebook row; a new field fits keys), which is exact
-  where the answer is in the relation's answer set. If that fails
+  slot gets the answer's codebook value; a new field fits keys), which is
+  exact where the codebook lists the whole answer. If that fails
   verification on an existing field, the general writer (values solved at
   the same slots) is tried, and the better-verified field is kept.
 * Every other case is the general writer (``writer.write_facts``).

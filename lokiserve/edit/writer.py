@@ -17,6 +17,11 @@ lacks), in the order ROME/MEMIT and GRACE taught:
    unrelated text, against the model before the write. The field is
    returned with its report; the caller decides (``passed``, ``--force``).
 
+On a bound-slot model (the demo) an edit keeps the model's own routing (the
+slot each prompt reads), stores the answer's codebook value there first
+(``codebook_values``: exact where the codebook lists the whole answer) and
+solves the values from there, the end of the answer's word a target too.
+
 Only field ``f`` changes while this runs, and it is restored before
 returning: the model is left exactly as it was.
 """
@@ -57,10 +62,11 @@ class WriteOptions:
     # Continuation slots: a multi-token answer gets one more slot per token after its first, keyed at the
     # answer's own positions, so that each answer token is read, not left to the backbone to continue.
     # Off by default: a real model continues an answer by itself from the value read at the subject, and
-    # on the demo they did not help (48 edits, 16 new names of 1-4 tokens: 12.5% with and without).
+    # on the first bound-slot demo (one codebook token per slot) they did not help (48 edits, 16 new names of 1-4
+    # tokens: 12.5% with and without); the shipped demo reads every answer token from the fact's own slot.
     continuation: bool = False
     # The KMM layer continuation keys live in (None: the first, where the fact keys are: its queries do
-    # not move while values are solved). Measured on the demo (48 edits, 16 new names of 1-4 tokens): first
+    # not move while values are solved). Measured on the first bound-slot demo (48 edits, 16 new names): first
     # layer 0 of 24 continuation keys separated, new names 12.5%, other answers 100%; last layer 4 of 24,
     # new names 12.5%, other answers 93.8-100%.
     continuation_layer: int | None = None
