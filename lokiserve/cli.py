@@ -113,6 +113,10 @@ def cmd_train_demo(args) -> int:
     from lokiserve.train.trainer import train_backbone
     from lokiserve.train.world import build_world
 
+    if args.value_dim % args.answer_tokens:  # a value is answer_tokens chunks of equal width
+        print(f"lokiserve train-demo: error: --value-dim {args.value_dim} is not a multiple of --answer-tokens "
+              f"{args.answer_tokens}", file=sys.stderr)
+        return 2
     t0 = time.time()
     cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       memory_lr=args.memory_lr, threads=args.threads, practice_every=args.practice_every,

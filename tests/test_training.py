@@ -129,3 +129,12 @@ def test_deleted_free_value_options_are_gone(command, flag, capsys, tmp_path):
     assert exc.value.code == 2
     assert flag.split("=")[0] in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_value_width_the_answer_tokens_do_not_divide_is_refused_before_any_work(capsys, tmp_path):
+    from lokiserve.cli import main
+
+    rc = main(["train-demo", "--value-dim", "250", "--answer-tokens", "4", "--run-dir", str(tmp_path / "run"),
+               "--out", str(tmp_path / "out"), "--bench-dir", str(tmp_path / "bench")])
+    assert rc == 2 and "not a multiple of --answer-tokens 4" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "out").exists()
