@@ -144,7 +144,8 @@ def test_the_writer_stores_an_answer_the_codebook_lists_in_closed_form(any_run):
     f = model.field_index(world.facts[0].field)
     slots = read_slots(model, f, codec.tok, [fa.as_row() for fa in facts])
     before = {li: m.values.detach().clone() for li, m in model.memory_modules().items()}
-    assert codebook_values(model, codec, f, facts, slots) == 4
+    answers = [codec.sequence(fa.prompt, fa.answer).answer for fa in facts]
+    assert codebook_values(model, f, answers, slots) == 4
     for li, mem in model.memory_modules().items():
         want = {}  # slot -> the value of the last fact that reads it (a tiny model's facts may share one)
         for i, fa in enumerate(facts[:4]):

@@ -208,10 +208,11 @@ def solve_values(model: LoKiFormerForCausalLM, f: int, owned: dict[int, list[tor
                 logp_all = torch.log_softmax(logits, -1)
                 logp = logp_all.gather(1, tgt_t.clamp(min=0).view(-1, 1)).squeeze(1)
                 end = tgt_t == WORD_END
-                wrong = logits.detach().argmax(-1) != tgt_t
+                top = logits.detach().argmax(-1)
+                wrong = top != tgt_t
                 if end.any():
                     logp = torch.where(end, torch.logsumexp(logp_all[:, ~continues], -1), logp)
-                    wrong = torch.where(end, continues[logits.detach().argmax(-1)], wrong)
+                    wrong = torch.where(end, continues[top], wrong)
                 seq_t = torch.tensor([chunk[r] for r in rows])
                 margin = logp.detach() - (0.0 if raw else floor[seq_t][row_t])
                 if not raw:

@@ -84,24 +84,26 @@ class WriteResult:
 
 def model_codebook_of(model) -> torch.Tensor | None:
     """The value codebook beside a bound-slot model's weights (the folder it
-    was loaded from), or None."""
-    from pathlib import Path
+    was loaded from: ``bound_slots.model_codebook``), or None for a model
+    without one or not loaded from a folder."""
+    from lokiserve.train.bound_slots import model_codebook
 
-    from lokiserve.train.bound_slots import load_codebook
-
-    rel = getattr(model.config, "kmm_value_codebook", None)
-    path = Path(getattr(model, "name_or_path", "") or "") / rel if rel else None
-    return load_codebook(path) if path is not None and path.is_file() else None
+    folder = getattr(model, "name_or_path", "")
+    try:
+        return model_codebook(model, folder) if folder else None
+    except FileNotFoundError:  # a bound-slot model without its codebook: no closed form, the solve does it all
+        return None
 
 
 @torch.no_grad()
-def codebook_values(model, codec: Codec, f: int, facts: list[Fact], slots: dict[int, torch.Tensor]) -> int:
+def codebook_values(model, f: int, answers: list[tuple[int, ...]], slots: dict[int, torch.Tensor]) -> int:
     """A bound-slot edit in closed form where the model's codebook lists the
     whole answer (a codebook of J answer tokens, an answer of at most J): the
     slot each prompt reads gets the answer's codebook value, as training
     stored every answer. The value solve then starts there (facts it already
-    answers leave at once) and takes what the codebook cannot say. Returns
-    how many facts were written."""
+    answers leave at once) and takes what the codebook cannot say.
+    ``answers[i]``: fact i's answer tokens after its prompt. Returns how many
+    facts were written."""
     from lokiserve.train.bound_slots import answer_values, codebook_tokens
 
     codebook = model_codebook_of(model)
@@ -110,8 +112,8 @@ def codebook_values(model, codec: Codec, f: int, facts: list[Fact], slots: dict[
     J = codebook_tokens(codebook)
     mems = model.memory_modules()
     n = 0
-    for i, fa in enumerate(facts):
-        ids = list(codec.sequence(fa.prompt, fa.answer).answer)
+    for i, answer in enumerate(answers):
+        ids = list(answer)
         if len(ids) > J:
             continue
         value = answer_values(codebook, torch.tensor(ids + [-1] * (J - len(ids))))
@@ -331,7 +333,8 @@ def write_facts(model, codec: Codec, field_id, facts: list[Fact], *, retain: lis
                 mems[unit_layer].keys[f, unit_slots] = keys[n_fact_keys:]
             memory.set_enabled(f, True)
         owned = owned_slots(bound_slots if bound else {route_layer: fact_slots})
-        written = codebook_values(model, codec, f, facts, bound_slots) if bound else 0
+        written = codebook_values(model, f, [texts.seqs[write_idx[r]].answer for r in prompt_rows],
+                                  bound_slots) if bound else 0
         if bound:
             fit["codebook_values"] = written
         owned.setdefault(unit_layer, [torch.zeros(0, dtype=torch.long) for _ in facts])

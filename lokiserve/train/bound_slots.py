@@ -77,18 +77,10 @@ def null_slot(slots: int) -> int:
     return slots - 1
 
 
-def answer_token(enc: Encoder, answer: str) -> int:
-    """The token a bound slot stores for an answer: its first (the backbone
-    spells the rest of a longer answer from it, as in training)."""
-    ids = enc.text(answer)
-    if not ids:
-        raise ValueError(f"empty answer {answer!r}")
-    return ids[0]
-
-
 def answer_token_ids(enc: Encoder, answer: str, answer_tokens: int) -> list[int]:
     """The ``answer_tokens`` ids a slot stores for an answer: its first tokens,
-    -1 past its end."""
+    -1 past its end (with 1, its first token alone: the first bound-slot
+    demo's backbone spelled the rest from it, as in its training)."""
     ids = enc.text(answer)
     if not ids:
         raise ValueError(f"empty answer {answer!r}")
@@ -105,11 +97,8 @@ def slot_answer_ids(enc: Encoder, worlds: dict[int, list], num_fields: int, slot
     for f, facts in worlds.items():
         if len(facts) > null_slot(slots):
             raise ValueError(f"{len(facts)} facts do not fit in {null_slot(slots)} slots (one stays empty)")
-        if answer_tokens == 1:
-            rows = [answer_token(enc, x.answer) for x in facts]
-        else:
-            rows = [answer_token_ids(enc, x.answer, answer_tokens) for x in facts]
-        ids[f, : len(facts)] = torch.tensor(rows, dtype=torch.long)
+        rows = torch.tensor([answer_token_ids(enc, x.answer, answer_tokens) for x in facts], dtype=torch.long)
+        ids[f, : len(facts)] = rows.squeeze(-1) if answer_tokens == 1 else rows
     return ids
 
 
@@ -168,4 +157,4 @@ def retrieval_loss(model: LoKiFormerForCausalLM, batch: dict, queries: dict[int,
 
 
 __all__ = ["VALUE_CODEBOOK", "new_codebook", "codebook_tokens", "save_codebook", "load_codebook", "model_codebook",
-           "null_slot", "answer_token", "answer_token_ids", "slot_answer_ids", "answer_values", "write_bound_values", "retrieval_loss"]
+           "null_slot", "answer_token_ids", "slot_answer_ids", "answer_values", "write_bound_values", "retrieval_loss"]

@@ -40,8 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lokiserve.memory import Field, write_field
-from lokiserve.train.bound_slots import (answer_token, answer_token_ids, answer_values, codebook_tokens, model_codebook,
-                                         null_slot)
+from lokiserve.train.bound_slots import answer_token_ids, answer_values, codebook_tokens, model_codebook, null_slot
 from lokiserve.train.checkpoint import load_model
 from lokiserve.train.config import TrainConfig
 from lokiserve.train.data import Encoder, fact_sequence
@@ -93,12 +92,12 @@ def read_slots(model, f: int, tok, rows: list[dict]) -> dict[int, torch.Tensor]:
 
 
 def answer_ids(tok, rows: list[dict], answer_tokens: int = 1) -> torch.Tensor:
-    """The token each row's bound slot stores (``bound_slots.answer_token``);
-    with ``answer_tokens`` J > 1, its first J tokens, (n, J)."""
+    """The token each row's bound slot stores (its answer's first, (n,));
+    with ``answer_tokens`` J > 1, its first J tokens, (n, J)
+    (``bound_slots.answer_token_ids``)."""
     enc = Encoder(tok)
-    if answer_tokens == 1:
-        return torch.tensor([answer_token(enc, r["answer"]) for r in rows], dtype=torch.long)
-    return torch.tensor([answer_token_ids(enc, r["answer"], answer_tokens) for r in rows], dtype=torch.long)
+    ids = torch.tensor([answer_token_ids(enc, r["answer"], answer_tokens) for r in rows], dtype=torch.long)
+    return ids.squeeze(-1) if answer_tokens == 1 else ids
 
 
 def write_edit(model, f: int, tok, rows: list[dict], codebook: torch.Tensor, retain: list[dict],
@@ -113,7 +112,8 @@ def write_edit(model, f: int, tok, rows: list[dict], codebook: torch.Tensor, ret
     never written. Returns counts per layer."""
     slots = read_slots(model, f, tok, rows)
     mems = model.memory_modules()
-    values = answer_values(codebook, answer_ids(tok, rows, codebook_tokens(codebook)))
+    J = codebook_tokens(codebook)
+    values = answer_values(codebook, answer_ids(tok, rows, J))
     values = values.to(next(iter(mems.values())).values.dtype)
     report, moved_any = {}, False
     with torch.no_grad():
@@ -138,8 +138,7 @@ def write_edit(model, f: int, tok, rows: list[dict], codebook: torch.Tensor, ret
             report[str(li)] = {"facts": len(rows), "written": int(differs.sum()), "moved": moved,
                                "distinct_slots": int(s.unique().numel())}
     if moved_any:
-        report["fit"] = fit_bound_keys(model, f, tok, rows, retain, slot_of=slots, log=log,
-                                       answer_tokens=codebook_tokens(codebook))
+        report["fit"] = fit_bound_keys(model, f, tok, rows, retain, slot_of=slots, log=log, answer_tokens=J)
     return report
 
 
@@ -280,7 +279,7 @@ def train_field(
         started, steps = "current (values written)", 0
     elif bound:
         init_bound_field(model, f, tok, facts, codebook)
-        fitted = fit_bound_keys(model, f, tok, facts, retain, log=log, answer_tokens=codebook_tokens(codebook))
+        fitted = fit_bound_keys(model, f, tok, facts, retain, log=log, answer_tokens=J)
         started = "bound slots from queries"
     elif empty:
         init_field_from_queries(model, f, tok, facts, torch.Generator().manual_seed(seed))

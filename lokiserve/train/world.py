@@ -385,19 +385,22 @@ class AnswerRedrawer:
         out = []
         for f, pool in zip(facts, options):
             if names is not None and name_share > 0 and rng.random() < name_share:
-                schema = SCHEMAS[f.domain]
-                rel = next(r for r in schema.relations if r.name == f.relation)
-                out.append(make_fact(schema, rel, f.entity, names.name(rng), f.field))
+                out.append(_with_answer(f, names.name(rng)))
                 continue
             a = pool[rng.randrange(len(pool))]
             key = (f.domain, f.entity, f.relation, a)
             g = self._cache.get(key)
             if g is None:
-                schema = SCHEMAS[f.domain]
-                rel = next(r for r in schema.relations if r.name == f.relation)
-                g = self._cache[key] = make_fact(schema, rel, f.entity, a, f.field)
+                g = self._cache[key] = _with_answer(f, a)
             out.append(g)
         return out
+
+
+def _with_answer(f: Fact, answer: str) -> Fact:
+    """Fact ``f`` of a known schema stated with another answer (every phrasing)."""
+    schema = SCHEMAS[f.domain]
+    rel = next(r for r in schema.relations if r.name == f.relation)
+    return make_fact(schema, rel, f.entity, answer, f.field)
 
 
 # --------------------------------------------------------------------------- files
