@@ -46,6 +46,32 @@ def test_configuration_errors_are_one_line_and_exit_2(env, argv, words, monkeypa
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("flag, what", [("--admin-port", "the admin API"), ("--port", "the OpenAI API")])
+def test_a_port_in_use_is_one_line_and_exit_2_before_the_engine(flag, what, capsys, tmp_path):
+    """Both ports are bound before the engine loads: one taken is said at once
+    (the admin port used to be bound only after the engine had loaded, so a
+    port that looked free at launch could be taken meanwhile)."""
+    import socket
+    import time
+
+    from lokiserve.cli import main
+    from lokiserve.testing import free_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = {"--port": str(free_port()), "--admin-port": str(free_port()), flag: str(port)}
+        t = time.monotonic()
+        rc = main(["serve", DEMO, "--state-dir", str(tmp_path / "s"), *[w for kv in ports.items() for w in kv]])
+        took = time.monotonic() - t
+    assert rc == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lokiserve serve:")]
+    assert len(err) == 1 and f"cannot listen on {what} 127.0.0.1:{port}" in err[0] and flag in err[0], err
+    assert "address already in use" in err[0]
+    assert took < 60, took  # no engine was started
+
+
 def test_a_flag_value_is_never_taken_for_the_model(capsys, tmp_path, monkeypatch):
     """``serve --data-parallel-size 2 DIR_WITHOUT_MODEL`` names the directory, not "2"."""
     from lokiserve.cli import main

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -125,7 +126,29 @@ def build_settings(args: argparse.Namespace):
     )
 
 
-async def serve(args: argparse.Namespace, passthrough: list[str], settings, token: str, token_path) -> None:
+def bind_admin_socket(host: str, port: int) -> socket.socket:
+    """The admin API's socket, bound before the engine starts (as vLLM binds
+    its own port): a port that looked free when the server was launched cannot
+    be taken by another process during the minute the engine takes to load,
+    and a port already in use is reported before any of that work."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def port_error(what: str, flag: str, host: str, port: int, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"cannot listen on {what} {host}:{port}: {reason.lower()} (choose another {flag})"
+
+
+async def serve(args: argparse.Namespace, passthrough: list[str], settings, token: str, token_path,
+                admin_sock: socket.socket) -> int:
     import uvicorn
     try:
         from vllm.entrypoints.launchers.api_server.entry import build_and_serve, build_async_engine_client
@@ -138,7 +161,12 @@ async def serve(args: argparse.Namespace, passthrough: list[str], settings, toke
     from lokiserve.server.memory_service import MemoryService
 
     vllm_args = build_vllm_args(args, passthrough)
-    listen_address, sock = setup_server(vllm_args, reuse_port=False)
+    try:
+        listen_address, sock = setup_server(vllm_args, reuse_port=False)
+    except OSError as exc:  # the OpenAI port is taken: one line, before the engine starts
+        print(f"lokiserve serve: error: {port_error('the OpenAI API', '--port', args.host, args.port, exc)}",
+              file=sys.stderr)
+        return 2
     async with build_async_engine_client(vllm_args) as engine:
         config = engine.model_config.hf_config
         service = MemoryService(
@@ -155,7 +183,7 @@ async def serve(args: argparse.Namespace, passthrough: list[str], settings, toke
             timeout_keep_alive=int(os.environ.get("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", KEEP_ALIVE_S)),
         ))
         admin.install_signal_handlers = lambda: None  # vLLM's server owns SIGINT/SIGTERM
-        admin_task = asyncio.create_task(admin.serve())
+        admin_task = asyncio.create_task(admin.serve(sockets=[admin_sock]))
         where = f"token in {token_path}" if token_path else "token from your environment/file"
         print(f"lokiserve: memory admin API on http://{settings.admin_host}:{settings.admin_port} ({where})", flush=True)
         print(f"lokiserve: state (manifest, applied fields) in {settings.state_dir}", flush=True)
@@ -168,6 +196,7 @@ async def serve(args: argparse.Namespace, passthrough: list[str], settings, toke
         await shutdown
     finally:
         sock.close()
+    return 0
 
 
 def config_error(exc: Exception) -> str:
@@ -205,7 +234,16 @@ def run_serve(args: argparse.Namespace, passthrough: list[str]) -> int:
     except (ValueError, OSError) as exc:
         print(f"lokiserve serve: error: {config_error(exc)}", file=sys.stderr)
         return 2
+    try:
+        admin_sock = bind_admin_socket(settings.admin_host, settings.admin_port)
+    except OSError as exc:
+        print(f"lokiserve serve: error: "
+              f"{port_error('the admin API', '--admin-port', settings.admin_host, settings.admin_port, exc)}",
+              file=sys.stderr)
+        return 2
     import uvloop
 
-    uvloop.run(serve(args, passthrough, settings, token, token_path))
-    return 0
+    try:
+        return uvloop.run(serve(args, passthrough, settings, token, token_path, admin_sock))
+    finally:
+        admin_sock.close()
