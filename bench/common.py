@@ -41,19 +41,25 @@ def served(model: Path, scratch: Path, *, extra: list[str] = (), kv_cache_gib: s
     from lokiserve.testing import free_port, running, wait_http
 
     _vocab, max_pos = model_limits(model)
-    port, admin_port = free_port(), free_port()
     token = secrets.token_urlsafe(24)
-    cmd = [sys.executable, "-m", "lokiserve.cli", "serve", str(model), "--port", str(port), "--admin-port",
-           str(admin_port), "--state-dir", str(scratch / "state"), "--dtype", "float32", "--max-model-len",
-           str(min(512, max_pos)), "--enforce-eager", *extra]
     env = {"LOKISERVE_ADMIN_TOKEN": token, "VLLM_CPU_KVCACHE_SPACE": kv_cache_gib}
     log = scratch / "serve.log"
-    api, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
-    print(f"launching: {' '.join(cmd)} (log {log})", flush=True)
+    where: dict = {}
+
+    def launch():  # fresh ports on each try (``running`` retries after a port clash)
+        port, admin_port = free_port(), free_port()
+        cmd = [sys.executable, "-m", "lokiserve.cli", "serve", str(model), "--port", str(port), "--admin-port",
+               str(admin_port), "--state-dir", str(scratch / "state"), "--dtype", "float32", "--max-model-len",
+               str(min(512, max_pos)), "--enforce-eager", *extra]
+        where.update(cmd=cmd, api=f"http://127.0.0.1:{port}", admin=f"http://127.0.0.1:{admin_port}")
+        print(f"launching: {' '.join(cmd)} (log {log})", flush=True)
+        return cmd, f"{where['admin']}/healthz"
+
     t = time.perf_counter()
-    with running(cmd, f"{admin}/healthz", log, env=env, timeout=timeout) as proc:
+    with running(launch, log=log, env=env, timeout=timeout) as proc:
+        api, admin = where["api"], where["admin"]
         wait_http(f"{api}/health", proc, log, timeout)
-        yield {"api": api, "admin": admin, "token": token, "command": cmd, "log": log,
+        yield {"api": api, "admin": admin, "token": token, "command": where["cmd"], "log": log,
                "startup_seconds": time.perf_counter() - t}
 
 

@@ -113,33 +113,85 @@ def shutdown(llm) -> None:
 
 
 def free_port() -> int:
+    """A loopback port free *now*: another process may take it before the
+    server binds it (``PortClash``; ``running`` then starts again elsewhere)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+class PortClash(RuntimeError):
+    """The server could not bind a port picked free: another process took it
+    in between (vLLM's engines pick their own ports from the same range)."""
+
+
+def log_excerpt(log: Path, tail: int = 3000) -> str:
+    """The lines that say what went wrong (errors, exceptions) and the log's
+    tail: a plain tail can be all shutdown noise (Triton's nanobind leak
+    report alone is ~4 KB) and hide the cause."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    marks = ("error", "exception", "traceback")
+    causes = [line for line in text.splitlines()
+              if any(m in line.lower() for m in marks) and "nanobind" not in line and "leaked" not in line]
+    head = "\n".join(causes[:20])
+    return f"{head}\n... log tail:\n{text[-tail:]}" if head else text[-tail:]
+
+
 def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 300.0) -> None:
+    """Wait until ``url`` answers 200; ``PortClash`` if the server died because
+    a port was taken, ``RuntimeError``/``TimeoutError`` with the log otherwise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            excerpt = log_excerpt(log)
+            error = PortClash if "address already in use" in excerpt.lower() else RuntimeError
+            raise error(f"server exited with {proc.returncode}:\n{excerpt}")
         try:
             if httpx.get(url, timeout=2.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise TimeoutError(f"{url} not up after {timeout}s:\n{log.read_text()[-4000:]}")
+    raise TimeoutError(f"{url} not up after {timeout}s:\n{log_excerpt(log)}")
+
+
+def spawn(cmd: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    """``cmd`` in its own process group (``stop`` ends all of it), output to ``log``."""
+    full_env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", **(env or {})}
+    with open(log, "wb") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=REPO,
+                                start_new_session=True)
+
+
+def start_until_up(launch, log: Path, env: dict | None = None, timeout: float = 300.0, attempts: int = 3):
+    """Start ``launch() -> (cmd, health_url)`` and wait until it answers; on a
+    ``PortClash`` call ``launch`` again (it picks new ports), up to ``attempts``
+    times. Returns the running process."""
+    for attempt in range(1, attempts + 1):
+        cmd, health_url = launch()
+        proc = spawn(cmd, log, env)
+        try:
+            wait_http(health_url, proc, log, timeout)
+            return proc
+        except PortClash:
+            stop(proc)
+            if attempt == attempts:
+                raise
+            print(f"port clash, starting again on other ports (attempt {attempt + 1}/{attempts})", flush=True)
+        except BaseException:
+            stop(proc)
+            raise
 
 
 @contextmanager
-def running(cmd: list[str], health_url: str, log: Path, env: dict | None = None, timeout: float = 300.0):
-    """Run ``cmd`` in its own process group; SIGTERM it (then SIGKILL) on exit."""
-    full_env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", **(env or {})}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=REPO, start_new_session=True)
+def running(cmd, health_url: str | None = None, log: Path | None = None, env: dict | None = None,
+            timeout: float = 300.0):
+    """Run a server until the block ends (SIGTERM, then SIGKILL, to its group).
+    ``cmd``: the command with ``health_url``, or a ``launch() -> (cmd,
+    health_url)`` that picks fresh ports, called again after a ``PortClash``."""
+    launch = cmd if callable(cmd) else (lambda: (cmd, health_url))
+    proc = start_until_up(launch, log, env, timeout, attempts=3 if callable(cmd) else 1)
     try:
-        wait_http(health_url, proc, log, timeout)
         yield proc
     finally:
         stop(proc)
@@ -161,5 +213,5 @@ def stop(proc: subprocess.Popen, grace: float = 30.0) -> int | None:
     return proc.returncode
 
 
-__all__ = ["tiny_config", "make_model", "build_tiny_checkpoint", "shutdown", "free_port", "wait_http", "running",
-           "stop"]
+__all__ = ["tiny_config", "make_model", "build_tiny_checkpoint", "shutdown", "free_port", "PortClash", "log_excerpt",
+           "wait_http", "spawn", "start_until_up", "running", "stop"]

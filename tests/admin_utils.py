@@ -36,19 +36,22 @@ class Server:
                  env: dict[str, str] | None = None, timeout: float = 300.0):
         self.model, self.state_dir, self.log = model, state_dir, log
         self.extra, self.env, self.timeout = list(extra or []), dict(env or {}), timeout
+        self.pick_ports()
+        self.name = Path(model).resolve().name  # the served model name: the folder's name by default
+
+    def pick_ports(self) -> None:
         self.port, self.admin_port = free_port(), free_port()
         self.admin = f"http://127.0.0.1:{self.admin_port}"
         self.api = f"http://127.0.0.1:{self.port}/v1"
-        self.name = Path(model).resolve().name  # the served model name: the folder's name by default
+
+    def launch(self) -> tuple[list[str], str]:
+        """The command on fresh ports (``running`` calls it again after a port clash)."""
+        self.pick_ports()
+        return serve_cmd(self.model, self.port, self.admin_port, self.state_dir) + self.extra, f"{self.admin}/healthz"
 
     def context(self):
-        return running(
-            serve_cmd(self.model, self.port, self.admin_port, self.state_dir) + self.extra,
-            f"{self.admin}/healthz",
-            self.log,
-            env={"LOKISERVE_ADMIN_TOKEN": TOKEN, **self.env},
-            timeout=self.timeout,
-        )
+        return running(self.launch, log=self.log, env={"LOKISERVE_ADMIN_TOKEN": TOKEN, **self.env},
+                       timeout=self.timeout)
 
     def http(self, auth: bool = True) -> httpx.Client:
         headers = {"Authorization": f"Bearer {TOKEN}"} if auth else {}

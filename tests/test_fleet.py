@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lokiserve.testing import REPO, free_port, stop, wait_http
+from lokiserve.testing import REPO, PortClash, free_port, spawn, stop, wait_http
 from tests.admin_utils import TOKEN, checksums
 from tests.engine_utils import DEMO, demo_available
 
@@ -38,6 +38,9 @@ class Member:
 
     def __init__(self, state_dir: Path, log_dir: Path):
         self.state_dir, self.log_dir, self.starts = state_dir, log_dir, 0
+        self.pick_ports()
+
+    def pick_ports(self) -> None:
         self.port, self.admin_port = free_port(), free_port()
         self.admin = f"http://127.0.0.1:{self.admin_port}"
 
@@ -46,13 +49,24 @@ class Member:
         self.log = self.log_dir / f"serve-{self.admin_port}-{self.starts}.log"
         cmd = [sys.executable, "-m", "lokiserve.cli", "serve", str(DEMO), "--port", str(self.port),
                "--admin-port", str(self.admin_port), "--state-dir", str(self.state_dir), *SMALL]
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "LOKISERVE_ADMIN_TOKEN": TOKEN}
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
-                                         start_new_session=True)
+        self.proc = spawn(cmd, self.log, {"LOKISERVE_ADMIN_TOKEN": TOKEN})
 
     def wait(self) -> None:
         wait_http(f"{self.admin}/healthz", self.proc, self.log, timeout=600)
+
+    def first_start(self) -> None:
+        """Start and wait; a port taken before the server bound it (a
+        ``PortClash``) starts it again on other ports (once the fleet is up the
+        coordinator knows its URL, so a restart keeps them)."""
+        for attempt in range(3):
+            self.start()
+            try:
+                return self.wait()
+            except PortClash:
+                stop(self.proc)
+                if attempt == 2:
+                    raise
+                self.pick_ports()
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.admin, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
@@ -63,10 +77,8 @@ def fleet(tmp_path_factory):
     root = tmp_path_factory.mktemp("fleet")
     members = [Member(root / f"state{i}", root) for i in range(3)]
     try:
-        for m in members:
-            m.start()
         with ThreadPoolExecutor(3) as pool:  # the three start at once
-            list(pool.map(Member.wait, members))
+            list(pool.map(Member.first_start, members))
         yield members
     finally:
         for m in members:

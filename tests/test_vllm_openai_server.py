@@ -13,15 +13,18 @@ pytestmark = pytest.mark.engine
 
 @pytest.fixture(scope="module")
 def server(checkpoint, tmp_path_factory):
-    port = free_port()
     log = tmp_path_factory.mktemp("vllm_server") / "server.log"
-    cmd = [
-        PYTHON, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(checkpoint), "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", "float32", "--enforce-eager",
-    ]
-    with running(cmd, f"http://127.0.0.1:{port}/health", log):
-        yield f"http://127.0.0.1:{port}/v1", str(checkpoint)
+    url = {}
+
+    def launch():  # a fresh port on each try (``running`` retries after a port clash)
+        port = free_port()
+        url["base"] = f"http://127.0.0.1:{port}"
+        return [PYTHON, "-m", "vllm.entrypoints.openai.api_server", "--model", str(checkpoint),
+                "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager"], \
+            f"{url['base']}/health"
+
+    with running(launch, log=log):
+        yield f"{url['base']}/v1", str(checkpoint)
 
 
 @pytest.fixture
