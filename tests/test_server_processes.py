@@ -18,38 +18,40 @@ def http_server(port: int) -> list[str]:
     return [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
 
 
-def test_a_port_clash_starts_again_on_new_ports(tmp_path):
+@pytest.fixture
+def taken_port():
+    """A loopback port another process holds (a listening socket) while the test runs."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        clash = taken.getsockname()[1]
-        ports = []
+        yield taken.getsockname()[1]
 
-        def launch():  # the first try gets the taken port, the next a free one
-            ports.append(free_port() if ports else clash)
-            return http_server(ports[-1]), f"http://127.0.0.1:{ports[-1]}/"
 
-        with running(launch, log=tmp_path / "server.log", timeout=60) as proc:
-            assert httpx.get(f"http://127.0.0.1:{ports[-1]}/", timeout=10).status_code == 200
-            assert proc.poll() is None
+def test_a_port_clash_starts_again_on_new_ports(tmp_path, taken_port):
+    ports = []
+
+    def launch():  # the first try gets the taken port, the next a free one
+        ports.append(free_port() if ports else taken_port)
+        return http_server(ports[-1]), f"http://127.0.0.1:{ports[-1]}/"
+
+    with running(launch, log=tmp_path / "server.log", timeout=60) as proc:
+        assert httpx.get(f"http://127.0.0.1:{ports[-1]}/", timeout=10).status_code == 200
+        assert proc.poll() is None
+    clash = taken_port
     assert ports[0] == clash and len(ports) == 2 and ports[1] != clash  # the taken port, then another
     assert proc.poll() is not None  # stopped when the block ended
 
 
-def test_a_clash_on_every_try_gives_up_with_the_reason(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        tries = []
+def test_a_clash_on_every_try_gives_up_with_the_reason(tmp_path, taken_port):
+    tries = []
 
-        def launch():
-            tries.append(port)
-            return http_server(port), f"http://127.0.0.1:{port}/"
+    def launch():
+        tries.append(taken_port)
+        return http_server(taken_port), f"http://127.0.0.1:{taken_port}/"
 
-        with pytest.raises(PortClash, match="(?i)address already in use"):
-            with running(launch, log=tmp_path / "server.log", timeout=60):
-                pass
+    with pytest.raises(PortClash, match="(?i)address already in use"):
+        with running(launch, log=tmp_path / "server.log", timeout=60):
+            pass
     assert len(tries) == 3
 
 
