@@ -13,36 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from lokiserve.cli_types import FRACTION, POSITIVE, POSITIVE_INT, WEIGHT
 from lokiserve.paths import BENCH_DIR, REPO_ROOT, default_model_dir
 
 DEMO_DIR = default_model_dir()
-
-
-def _number(kind, low: float, high: float | None = None, low_open: bool = False):
-    """argparse type: a finite ``kind`` in [low, high] (or (low, high] with
-    ``low_open``), so a bad value stops with a clear message before any work."""
-    import math
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        bad = not math.isfinite(value) or (value <= low if low_open else value < low) or (
-            high is not None and value > high)
-        if bad:
-            lo = f"> {low:g}" if low_open else f">= {low:g}"
-            raise argparse.ArgumentTypeError(f"{text} must be {lo}" + (f" and <= {high:g}" if high is not None else ""))
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
-    return parse
-
-
-POSITIVE_INT = _number(int, 1)
-POSITIVE = _number(float, 0.0, low_open=True)
-WEIGHT = _number(float, 0.0)
-FRACTION = _number(float, 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------- train-demo

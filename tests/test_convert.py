@@ -205,6 +205,18 @@ def test_key_pca_needs_room_in_the_key_half(tiny_src, tmp_path):
 # --------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.parametrize("flag, value, words", [
+    ("--slots", "0", "must be >= 1"), ("--num-fields", "-2", "must be >= 1"), ("--topk", "1.5", "is not a int"),
+])
+def test_cli_bad_numbers_stop_at_parse_time(flag, value, words, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["convert", str(tmp_path / "src"), str(tmp_path / "out"), flag, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and flag in err, err
+    assert not any(tmp_path.iterdir())
+
+
 def test_cli_errors_are_one_line_exit_2(tiny_src, tmp_path, capsys):
     tiny = ["--slots", "16", "--kmm-heads", "2", "--key-dim", "8", "--value-dim", "8", "--quiet"]
     cases = [

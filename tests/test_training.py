@@ -98,6 +98,10 @@ FIELD_ARGS = ["--facts", "f.jsonl", "--field", "x", "--out", "o"]
     ("train-demo", "--name-share", "1.5", "must be >= 0 and <= 1"),
     ("train-field", "--retain-share", "-0.1", "must be >= 0"),
     ("train-field", "--steps", "0", "must be >= 1"),
+    ("train-field", "--min-efficacy", "1.5", "must be >= 0 and <= 1"),
+    ("train-field", "--min-retain", "nan", "must be >= 0 and <= 1"),
+    ("edit", "--value-steps", "0", "must be >= 1"),
+    ("edit", "--key-steps", "two", "is not a int"),
 ])
 def test_training_flags_refuse_bad_numbers_before_any_work(command, flag, value, words, capsys, tmp_path):
     """Out-of-range or non-finite values stop at parse time (exit 2) with the

@@ -13,22 +13,13 @@ import sys
 from pathlib import Path
 
 # Light imports only (stdlib underneath): building the parser must not load torch.
+from lokiserve.cli_types import POSITIVE_INT
 from lokiserve.convert.errors import ConvertError
 from lokiserve.convert.fetch import KNOWN_SOURCES, fetch_known
 from lokiserve.convert.layout import DEFAULT_FIELD_NAMES, MemoryLayout
 from lokiserve.convert.output import check_output
 
 PROG = "lokiserve convert"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 1")
-    return value
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -63,20 +54,20 @@ def add_convert_parser(sub) -> argparse.ArgumentParser:
                    help="weight dtype of OUT; auto keeps the checkpoint's (float32 for GGUF) (default: %(default)s)")
     names = p.add_mutually_exclusive_group()
     names.add_argument("--fields", type=_name_list, help=f"comma-separated field names (default: {','.join(DEFAULT_FIELD_NAMES)})")
-    names.add_argument("--num-fields", type=_positive_int, help="number of fields, named field0..fieldN-1")
-    p.add_argument("--slots", type=_positive_int, default=d.slots_per_field, help="slots per field (default: %(default)s)")
+    names.add_argument("--num-fields", type=POSITIVE_INT, help="number of fields, named field0..fieldN-1")
+    p.add_argument("--slots", type=POSITIVE_INT, default=d.slots_per_field, help="slots per field (default: %(default)s)")
     p.add_argument("--kmm-layers", type=_int_list,
                    help="comma-separated KMM layer indices (default: L/7, 2L/7, 3L/7 of the source's L layers)")
-    p.add_argument("--kmm-heads", type=_positive_int, default=d.heads, help="memory heads (default: %(default)s)")
-    p.add_argument("--key-dim", type=_positive_int, default=d.key_dim, help="memory key dim d_k per head (default: %(default)s)")
-    p.add_argument("--value-dim", type=_positive_int, default=d.value_dim, help="memory value dim d_v per head (default: %(default)s)")
-    p.add_argument("--topk", type=_positive_int, default=d.topk, help="slots read per head and field (default: %(default)s)")
+    p.add_argument("--kmm-heads", type=POSITIVE_INT, default=d.heads, help="memory heads (default: %(default)s)")
+    p.add_argument("--key-dim", type=POSITIVE_INT, default=d.key_dim, help="memory key dim d_k per head (default: %(default)s)")
+    p.add_argument("--value-dim", type=POSITIVE_INT, default=d.value_dim, help="memory value dim d_v per head (default: %(default)s)")
+    p.add_argument("--topk", type=POSITIVE_INT, default=d.topk, help="slots read per head and field (default: %(default)s)")
     p.add_argument("--query-init", default="latent-pca", choices=("latent-pca", "key-pca"),
                    help="W_mq init: principal directions of the KV latent or of its key half (default: %(default)s)")
     p.add_argument("--output-init", default="attn-pca", choices=("attn-pca", "residual-pca"),
                    help="W_mo init: principal directions of the attention output or of the residual (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random baseline in the read-path report (default: %(default)s)")
-    p.add_argument("--threads", type=_positive_int, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=POSITIVE_INT, help="torch threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_convert)
     return p

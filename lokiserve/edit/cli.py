@@ -9,31 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from lokiserve.cli_types import FRACTION, POSITIVE_INT
 from lokiserve.edit.facts import FactsError, read_facts_file
 from lokiserve.edit.routing import RoutingConfig
 from lokiserve.edit.values import ValueConfig
 from lokiserve.edit.verify import Thresholds
 from lokiserve.edit.writer import WriteOptions
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"{v} must be in [0, 1]")
-    return v
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} must be >= 1")
-    return v
 
 
 def add_verification_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,25 +26,25 @@ def add_verification_arguments(p: argparse.ArgumentParser) -> None:
                    "may otherwise fire on an earlier edit's prompt); repeatable")
     g.add_argument("--report", default=None, help="write the verification report (JSON) to this file")
     g.add_argument("--force", action="store_true", help="write the field even if verification fails")
-    g.add_argument("--min-efficacy", type=_fraction, default=t.efficacy,
+    g.add_argument("--min-efficacy", type=FRACTION, default=t.efficacy,
                    help="share of facts whose prompt must give the new answer, greedy (default: %(default)s)")
-    g.add_argument("--min-neighbors", type=_fraction, default=t.neighbors,
+    g.add_argument("--min-neighbors", type=FRACTION, default=t.neighbors,
                    help="share of neighbour prompts that must answer as before (default: %(default)s)")
-    g.add_argument("--min-retain", type=_fraction, default=t.retain,
+    g.add_argument("--min-retain", type=FRACTION, default=t.retain,
                    help="share of retain facts (overall and per domain) that must answer as before "
                    "(default: %(default)s)")
-    g.add_argument("--min-unrelated-top1", type=_fraction, default=t.unrelated_top1,
+    g.add_argument("--min-unrelated-top1", type=FRACTION, default=t.unrelated_top1,
                    help="share of unrelated-text positions whose top-1 next token must stay (default: %(default)s)")
     g.add_argument("--start-from", default=None, metavar="FIELD_FILE",
                    help="load this field file into FIELD first and add the facts to it (sequential, lifelong "
                    "editing: earlier facts keep their slots; default: the field as the checkpoint has it)")
-    g.add_argument("--value-steps", type=_positive_int, default=ValueConfig().steps,
+    g.add_argument("--value-steps", type=POSITIVE_INT, default=ValueConfig().steps,
                    help="most gradient steps of the value solve (general writer; default: %(default)s)")
     g.add_argument("--value-precision", choices=("auto", "fp32"), default="auto",
                    help="auto: value steps in bf16 where the CPU multiplies it natively (AMX or AVX512-BF16), then fp32 "
                    "judges and finishes them; "
                    "fp32: every step in fp32 (slower; the verification is fp32 either way; default: %(default)s)")
-    g.add_argument("--key-steps", type=_positive_int, default=RoutingConfig().steps,
+    g.add_argument("--key-steps", type=POSITIVE_INT, default=RoutingConfig().steps,
                    help="steps of the key fit (general writer; default: %(default)s)")
 
 
@@ -82,7 +63,7 @@ def add_edit_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="field file to write (.safetensors)")
     p.add_argument("--retain", default=None, help="JSONL rows {prompt, answer[, domain]} that must not change "
                    "(default: the model's own facts)")
-    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default: %(default)s)")
+    p.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch threads (default: %(default)s)")
     p.add_argument("--description", default="", help="free text stored in the field file's metadata")
     add_verification_arguments(p)
     p.set_defaults(func=cmd_edit, closed_form=False)
