@@ -184,13 +184,11 @@ def start_until_up(launch, log: Path, env: dict | None = None, timeout: float = 
 
 
 @contextmanager
-def running(cmd, health_url: str | None = None, log: Path | None = None, env: dict | None = None,
-            timeout: float = 300.0):
+def running(launch, log: Path, env: dict | None = None, timeout: float = 300.0, attempts: int = 3):
     """Run a server until the block ends (SIGTERM, then SIGKILL, to its group).
-    ``cmd``: the command with ``health_url``, or a ``launch() -> (cmd,
-    health_url)`` that picks fresh ports, called again after a ``PortClash``."""
-    launch = cmd if callable(cmd) else (lambda: (cmd, health_url))
-    proc = start_until_up(launch, log, env, timeout, attempts=3 if callable(cmd) else 1)
+    ``launch() -> (cmd, health_url)`` picks fresh ports each call: it is called
+    again after a ``PortClash`` (``start_until_up``)."""
+    proc = start_until_up(launch, log, env, timeout, attempts)
     try:
         yield proc
     finally:

@@ -24,13 +24,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lokiserve.testing import REPO, PortClash, free_port, spawn, stop, wait_http
+from lokiserve.testing import REPO, free_port, spawn, start_until_up, stop, wait_http
 from tests.admin_utils import TOKEN, checksums
 from tests.engine_utils import DEMO, demo_available
 
 pytestmark = [pytest.mark.engine, pytest.mark.skipif(not demo_available(), reason="needs the shipped demo model")]
 SMALL = ["--enforce-eager", "--dtype", "float32", "--max-model-len", "256", "--max-num-seqs", "4"]
 EDIT = DEMO / "edits" / "geography.safetensors"
+ENV = {"LOKISERVE_ADMIN_TOKEN": TOKEN}
 
 
 class Member:
@@ -38,35 +39,31 @@ class Member:
 
     def __init__(self, state_dir: Path, log_dir: Path):
         self.state_dir, self.log_dir, self.starts = state_dir, log_dir, 0
-        self.pick_ports()
 
-    def pick_ports(self) -> None:
+    def launch(self) -> tuple[list[str], str]:
+        return [sys.executable, "-m", "lokiserve.cli", "serve", str(DEMO), "--port", str(self.port),
+                "--admin-port", str(self.admin_port), "--state-dir", str(self.state_dir), *SMALL], \
+            f"{self.admin}/healthz"
+
+    def launch_on_new_ports(self) -> tuple[list[str], str]:
         self.port, self.admin_port = free_port(), free_port()
         self.admin = f"http://127.0.0.1:{self.admin_port}"
-
-    def start(self) -> None:
-        self.starts += 1
-        self.log = self.log_dir / f"serve-{self.admin_port}-{self.starts}.log"
-        cmd = [sys.executable, "-m", "lokiserve.cli", "serve", str(DEMO), "--port", str(self.port),
-               "--admin-port", str(self.admin_port), "--state-dir", str(self.state_dir), *SMALL]
-        self.proc = spawn(cmd, self.log, {"LOKISERVE_ADMIN_TOKEN": TOKEN})
-
-    def wait(self) -> None:
-        wait_http(f"{self.admin}/healthz", self.proc, self.log, timeout=600)
+        return self.launch()
 
     def first_start(self) -> None:
         """Start and wait; a port taken before the server bound it (a
-        ``PortClash``) starts it again on other ports (once the fleet is up the
-        coordinator knows its URL, so a restart keeps them)."""
-        for attempt in range(3):
-            self.start()
-            try:
-                return self.wait()
-            except PortClash:
-                stop(self.proc)
-                if attempt == 2:
-                    raise
-                self.pick_ports()
+        ``PortClash``) starts it again on other ports."""
+        self.starts, self.log = 1, self.log_dir / f"serve-{self.state_dir.name}-1.log"
+        self.proc = start_until_up(self.launch_on_new_ports, self.log, ENV, timeout=600)
+
+    def start(self) -> None:
+        """Start again on the same ports: once the fleet is up the coordinator knows its URL."""
+        self.starts += 1
+        self.log = self.log_dir / f"serve-{self.state_dir.name}-{self.starts}.log"
+        self.proc = spawn(self.launch()[0], self.log, ENV)
+
+    def wait(self) -> None:
+        wait_http(f"{self.admin}/healthz", self.proc, self.log, timeout=600)
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.admin, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
@@ -82,7 +79,8 @@ def fleet(tmp_path_factory):
         yield members
     finally:
         for m in members:
-            stop(m.proc)
+            if hasattr(m, "proc"):  # a member whose start failed has already been stopped
+                stop(m.proc)
 
 
 @pytest.fixture(scope="module")

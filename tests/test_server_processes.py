@@ -55,13 +55,19 @@ def test_a_clash_on_every_try_gives_up_with_the_reason(tmp_path, taken_port):
     assert len(tries) == 3
 
 
-def test_a_fixed_command_is_not_retried_and_other_deaths_are_not_clashes(tmp_path):
-    log = tmp_path / "server.log"
+def test_a_death_that_is_no_clash_is_not_retried(tmp_path):
     cmd = [sys.executable, "-c", "import sys; print('ValueError: no model here'); sys.exit(3)"]
+    tries = []
+
+    def launch():
+        tries.append(cmd)
+        return cmd, f"http://127.0.0.1:{free_port()}/"
+
     with pytest.raises(RuntimeError, match="no model here") as info:
-        with running(cmd, "http://127.0.0.1:9/", log, timeout=60):
+        with running(launch, log=tmp_path / "server.log", timeout=60):
             pass
     assert not isinstance(info.value, PortClash) and "exited with 3" in str(info.value)
+    assert len(tries) == 1
 
 
 def test_the_log_excerpt_shows_the_cause_before_a_noisy_tail(tmp_path):
